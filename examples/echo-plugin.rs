@@ -1,0 +1,193 @@
+//! An offline metadata plugin that answers predictably, for tests and as a reference for plugin
+//! authors. It speaks the Codex plugin protocol that curator hosts: JSON-RPC 2.0 on stdin and
+//! stdout, one message per line; stdout carries protocol messages only, stderr goes to the
+//! host's log.
+//!
+//! Methods: `initialize` (returns the manifest), `metadata/series/get`, `metadata/book/get`,
+//! `ping`, `shutdown`. The manifest lists `series` and `book` unless `ECHO_CAPABILITIES` gives a
+//! comma-separated list. Some external IDs misbehave on purpose:
+//!
+//! | ID            | behaviour                                                  |
+//! |---------------|------------------------------------------------------------|
+//! | `missing`     | error -32002 (not found)                                   |
+//! | `ratelimited` | error -32001 with `data.retryAfterSeconds` = 1             |
+//! | `slow`        | answers after 3 s                                          |
+//! | `crash`       | exits with status 3 without answering                      |
+//! | `garbage`     | prints a line that is not JSON, then answers normally      |
+//!
+//! Run it by hand with `cargo run --example echo-plugin` and type, for example:
+//! `{"jsonrpc":"2.0","id":1,"method":"metadata/series/get","params":{"externalId":"abc"}}`
+
+use std::io::{self, BufRead, Write};
+use std::process;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A JSON-RPC error: code, message and optional data.
+struct RpcError {
+    code: i64,
+    message: String,
+    data: Option<Value>,
+}
+
+impl RpcError {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+}
+
+fn main() {
+    for line in io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        // One thread per request, so a slow answer does not hold up the others: the host has to
+        // match answers to requests by `id`, not by order.
+        thread::spawn(move || handle(&line));
+    }
+    // stdin closed: the host has gone away.
+}
+
+fn handle(line: &str) {
+    let request: Value = match serde_json::from_str(line) {
+        Ok(request) => request,
+        Err(_) => {
+            return send(&error_reply(
+                Value::Null,
+                RpcError::new(-32700, "Parse error"),
+            ));
+        }
+    };
+    let method = request["method"].as_str().unwrap_or_default();
+    let outcome = answer(method, &request["params"]);
+
+    // A request without an `id` is a notification, which gets no answer.
+    let Some(id) = request.get("id").cloned() else {
+        return;
+    };
+    match outcome {
+        Ok(result) => send(&json!({ "jsonrpc": "2.0", "id": id, "result": result })),
+        Err(error) => send(&error_reply(id, error)),
+    }
+    if method == "shutdown" {
+        process::exit(0);
+    }
+}
+
+fn answer(method: &str, params: &Value) -> Result<Value, RpcError> {
+    match method {
+        "initialize" => {
+            eprintln!("echo: initialized");
+            Ok(manifest())
+        }
+        "ping" => Ok(json!("pong")),
+        "shutdown" => Ok(Value::Null),
+        "metadata/series/get" => get(params, series),
+        "metadata/book/get" => get(params, book),
+        _ => Err(RpcError::new(-32601, format!("Method not found: {method}"))),
+    }
+}
+
+fn manifest() -> Value {
+    let kinds: Vec<String> = match std::env::var("ECHO_CAPABILITIES") {
+        Ok(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(String::from)
+            .collect(),
+        Err(_) => vec!["series".to_owned(), "book".to_owned()],
+    };
+    json!({
+        "name": "echo",
+        "displayName": "Echo",
+        "version": "1.0.0",
+        "protocolVersion": "1.2",
+        "capabilities": { "metadataProvider": kinds },
+    })
+}
+
+/// Looks up `params.externalId` and builds the answer for it, misbehaving for the special IDs.
+fn get(params: &Value, build: fn(&str) -> Value) -> Result<Value, RpcError> {
+    let Some(id) = params.get("externalId").and_then(Value::as_str) else {
+        return Err(RpcError {
+            code: -32602,
+            message: "Invalid params: externalId is required".to_owned(),
+            data: Some(json!({ "field": "externalId" })),
+        });
+    };
+    match id {
+        "missing" => Err(RpcError::new(-32002, "not found")),
+        "ratelimited" => Err(RpcError {
+            code: -32001,
+            message: "rate limited".to_owned(),
+            data: Some(json!({ "retryAfterSeconds": 1 })),
+        }),
+        "slow" => {
+            thread::sleep(Duration::from_secs(3));
+            Ok(build(id))
+        }
+        "crash" => process::exit(3),
+        "garbage" => {
+            send_line("this line is not JSON");
+            Ok(build(id))
+        }
+        _ => Ok(build(id)),
+    }
+}
+
+fn series(id: &str) -> Value {
+    json!({
+        "externalId": id,
+        "externalUrl": format!("https://echo.invalid/series/{id}"),
+        "title": format!("Echo {id}"),
+        "status": "ongoing",
+        "year": 2020,
+        "totalVolumeCount": id.chars().count(),
+        "genres": ["Echo"],
+        "rating": { "score": 80, "voteCount": 10, "source": "echo" },
+        "summary": format!("Summary of {id} from echo."),
+    })
+}
+
+fn book(id: &str) -> Value {
+    json!({
+        "externalId": id,
+        "externalUrl": format!("https://echo.invalid/book/{id}"),
+        "title": format!("Echo book {id}"),
+        "pageCount": 200,
+        "seriesPosition": 1,
+    })
+}
+
+fn error_reply(id: Value, error: RpcError) -> Value {
+    let mut body = json!({ "code": error.code, "message": error.message });
+    if let Some(data) = error.data {
+        body["data"] = data;
+    }
+    json!({ "jsonrpc": "2.0", "id": id, "error": body })
+}
+
+fn send(message: &Value) {
+    // `Value`'s `Display` is compact JSON: never a newline inside a message.
+    send_line(&message.to_string());
+}
+
+fn send_line(line: &str) {
+    // The lock keeps lines from concurrent threads whole.
+    let mut stdout = io::stdout().lock();
+    if writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        // Nobody reads our answers any more.
+        process::exit(0);
+    }
+}

@@ -1,0 +1,364 @@
+//! The server config (`curator.yaml`) and its environment-variable mirrors. Relative paths in
+//! the file are taken from the file's own folder, so a config works from any working directory.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::catalog::fields;
+use crate::spec::yaml;
+
+/// The config file used when `--config` is not given and the file exists.
+pub const DEFAULT_CONFIG: &str = "curator.yaml";
+
+/// Everything a curator process needs to know, after the file and the environment are merged.
+#[derive(Clone)]
+pub struct Config {
+    /// Where the config came from; `None` when no file was read.
+    pub source: Option<PathBuf>,
+    /// The database URL, with a relative SQLite path already resolved.
+    pub database: String,
+    pub jobs_dir: PathBuf,
+    pub listen: String,
+    /// The zone of jobs that name none.
+    pub timezone: chrono_tz::Tz,
+    /// Catalog files imported at start-up by `serve`.
+    pub catalog: Vec<PathBuf>,
+    pub providers: Vec<ProviderConfig>,
+    /// The bearer token that guards actions; never printed.
+    pub api_token: Option<String>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("source", &self.source)
+            .field("database", &redact_url(&self.database))
+            .field("jobs_dir", &self.jobs_dir)
+            .field("listen", &self.listen)
+            .field("timezone", &self.timezone)
+            .field("catalog", &self.catalog)
+            .field("providers", &self.providers)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A provider as declared in the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// The program of a `plugin` provider.
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The folder of a `directory` provider.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+    /// The fields the provider may write, in Codex's vocabulary (`metadata:write:ratings`).
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Provider settings, sent to a plugin as `adminConfig`.
+    #[serde(default)]
+    pub settings: Value,
+    /// Seconds one provider call may take.
+    #[serde(default = "timeout_default")]
+    pub timeout_seconds: u64,
+}
+
+fn enabled_default() -> bool {
+    true
+}
+
+fn timeout_default() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Plugin,
+    Anilist,
+    Openlibrary,
+    Directory,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConfigFile {
+    database: Option<String>,
+    jobs_dir: Option<PathBuf>,
+    listen: Option<String>,
+    timezone: Option<String>,
+    #[serde(default)]
+    catalog: Vec<PathBuf>,
+    #[serde(default)]
+    providers: Vec<ProviderConfig>,
+    api_token: Option<String>,
+}
+
+/// A config that cannot be used; the message names the file, position and value.
+#[derive(Debug, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct ConfigError {
+    pub location: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn at(file: &Path, pos: Option<yaml::Pos>, message: impl Into<String>) -> Self {
+        let location = match pos {
+            Some(p) => format!("{}:{}:{}", file.display(), p.line, p.column),
+            None => file.display().to_string(),
+        };
+        ConfigError { location, message: message.into() }
+    }
+}
+
+/// Environment values that override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub database: Option<String>,
+    pub jobs_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub timezone: Option<String>,
+    pub api_token: Option<String>,
+}
+
+impl Overrides {
+    /// Reads the `CURATOR_*` variables.
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Overrides {
+            database: var("CURATOR_DATABASE_URL"),
+            jobs_dir: var("CURATOR_JOBS_DIR").map(PathBuf::from),
+            listen: var("CURATOR_LISTEN"),
+            timezone: var("CURATOR_TIMEZONE"),
+            api_token: var("CURATOR_API_TOKEN"),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`, or `./curator.yaml` when it exists and `path` is `None`, then applies the
+    /// overrides. Without any file, every setting takes its default.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let path = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.is_file()),
+        };
+        let (file, base) = match &path {
+            Some(p) => (read_file(p)?, p.parent().map(Path::to_path_buf).unwrap_or_default()),
+            None => (ConfigFile::default(), PathBuf::new()),
+        };
+        let origin = path.clone().unwrap_or_else(|| PathBuf::from("environment"));
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+
+        let database = match overrides.database.clone() {
+            Some(url) => resolve_sqlite(&url, Path::new("")),
+            None => resolve_sqlite(
+                file.database.as_deref().unwrap_or("sqlite://data/curator.db"),
+                &base,
+            ),
+        };
+        if !database.starts_with("sqlite:") {
+            return Err(ConfigError::at(
+                &origin,
+                None,
+                format!(
+                    "database URL `{}` is not supported: expected `sqlite:` (for example \
+                     `sqlite://data/curator.db`)",
+                    redact_url(&database)
+                ),
+            ));
+        }
+        let jobs_dir = match &overrides.jobs_dir {
+            Some(dir) => dir.clone(),
+            None => resolve(file.jobs_dir.as_deref().unwrap_or(Path::new("jobs.d"))),
+        };
+        let zone_name = overrides.timezone.clone().or(file.timezone);
+        let timezone = match zone_name {
+            Some(name) => chrono_tz::Tz::from_str(&name).map_err(|_| {
+                ConfigError::at(&origin, None, format!("`{name}` is not an IANA time zone"))
+            })?,
+            None => local_zone(),
+        };
+        let mut providers = file.providers;
+        for provider in &mut providers {
+            provider.path = provider.path.as_deref().map(resolve);
+            check_provider(&origin, provider)?;
+        }
+        if let Some(dup) = first_duplicate(providers.iter().map(|p| p.name.as_str())) {
+            return Err(ConfigError::at(&origin, None, format!("provider `{dup}` is declared twice")));
+        }
+        Ok(Config {
+            source: path,
+            database,
+            jobs_dir,
+            listen: overrides.listen.clone().or(file.listen).unwrap_or("127.0.0.1:8080".into()),
+            timezone,
+            catalog: file.catalog.iter().map(|p| resolve(p)).collect(),
+            providers,
+            api_token: overrides.api_token.clone().or(file.api_token),
+        })
+    }
+
+    /// The provider declared under `name`.
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+}
+
+fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::at(path, None, format!("cannot read the config: {e}")))?;
+    let docs = yaml::parse(&text).map_err(|e| ConfigError::at(path, Some(e.pos), e.message))?;
+    let Some(doc) = docs.into_iter().next() else {
+        return Ok(ConfigFile::default());
+    };
+    deserialize_at(path, &doc)
+}
+
+/// Deserialises a YAML document, reporting a mismatch at the position of the offending value.
+pub fn deserialize_at<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    doc: &yaml::Document,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(&doc.value).map_err(|e| {
+        let pointer = path_to_pointer(e.path());
+        let pos = doc.spans.value(&pointer);
+        let at = yaml::pointer_to_path(&pointer);
+        let message = if at.is_empty() {
+            e.inner().to_string()
+        } else {
+            format!("`{at}`: {}", e.inner())
+        };
+        ConfigError::at(path, Some(pos), message)
+    })
+}
+
+fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+            Segment::Map { key } => pointer.push_str(&format!("/{}", yaml::escape_pointer(key))),
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    pointer
+}
+
+fn check_provider(origin: &Path, provider: &ProviderConfig) -> Result<(), ConfigError> {
+    let fail = |message: String| Err(ConfigError::at(origin, None, message));
+    let name = &provider.name;
+    let valid_name = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid_name {
+        return fail(format!(
+            "provider name `{name}` must use lower-case letters, digits, `-` and `_`"
+        ));
+    }
+    match provider.kind {
+        ProviderKind::Plugin if provider.command.is_none() => {
+            return fail(format!("provider `{name}` is a plugin but has no `command`"));
+        }
+        ProviderKind::Directory if provider.path.is_none() => {
+            return fail(format!("provider `{name}` is a directory but has no `path`"));
+        }
+        _ => {}
+    }
+    for permission in &provider.permissions {
+        let known = permission
+            .strip_prefix("metadata:write:")
+            .is_some_and(fields::known_permission);
+        if !known {
+            return fail(format!(
+                "provider `{name}` has unknown permission `{permission}`: expected \
+                 `metadata:write:<field>` or `metadata:write:*`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn first_duplicate<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    names.into_iter().find(|n| !seen.insert(*n))
+}
+
+/// Makes a relative SQLite path relative to the config's folder; other URLs pass through.
+fn resolve_sqlite(url: &str, base: &Path) -> String {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return url.to_string();
+    };
+    let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+    if path == ":memory:" || Path::new(path).is_absolute() || base.as_os_str().is_empty() {
+        return url.to_string();
+    }
+    let joined = base.join(path);
+    match query {
+        Some(q) => format!("sqlite://{}?{q}", joined.display()),
+        None => format!("sqlite://{}", joined.display()),
+    }
+}
+
+/// Hides a password in a database URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The machine's zone by name, resolved in the compiled-in tz database; UTC when unknown.
+pub fn local_zone() -> chrono_tz::Tz {
+    std::env::var("TZ")
+        .ok()
+        .map(|tz| tz.trim_start_matches(':').to_string())
+        .or_else(|| iana_time_zone::get_timezone().ok())
+        .and_then(|name| chrono_tz::Tz::from_str(&name).ok())
+        .unwrap_or(chrono_tz::UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_print() {
+        assert_eq!(redact_url("postgres://app:hunter2@db/curator"), "postgres://app:<redacted>@db/curator");
+        assert_eq!(redact_url("sqlite://data/curator.db"), "sqlite://data/curator.db");
+    }
+
+    #[test]
+    fn relative_sqlite_paths_follow_the_config_file() {
+        assert_eq!(resolve_sqlite("sqlite://data/c.db", Path::new("/srv/cur")), "sqlite:///srv/cur/data/c.db");
+        assert_eq!(resolve_sqlite("sqlite:///abs/c.db", Path::new("/srv")), "sqlite:///abs/c.db");
+    }
+
+    #[test]
+    fn a_wrong_value_is_reported_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curator.yaml");
+        std::fs::write(&path, "jobsDir: jobs.d\nproviders:\n  - name: x\n    kind: ftp\n").unwrap();
+        let err = Config::load(Some(&path), &Overrides::default()).unwrap_err();
+        assert!(err.location.ends_with("curator.yaml:4:11"), "{err}");
+        assert!(err.message.contains("providers[0].kind"), "{err}");
+    }
+}

@@ -1,0 +1,180 @@
+//! Metadata providers: where a job's values come from.
+//!
+//! A provider answers "what does source X say about the entry with external ID Y" and nothing
+//! more. It knows nothing of jobs, groups, locks or the catalog: deciding which of the returned
+//! fields may be written is the job's business (`run`). Results are the raw objects of the Codex
+//! plugin protocol (`metadata/series/get`, `metadata/book/get`), keyed by its camelCase names.
+
+pub mod directory;
+pub mod plugin;
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+/// One metadata object as a provider returned it, in Codex protocol field names.
+pub type Metadata = Map<String, Value>;
+
+/// What a provider can return metadata for, from its manifest's `capabilities.metadataProvider`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Capabilities {
+    pub series: bool,
+    pub book: bool,
+}
+
+impl Capabilities {
+    /// Reads the protocol's list form (`["series", "book"]`); unknown words are ignored so a
+    /// newer plugin's extra kinds do not make it unusable.
+    pub fn from_list(kinds: &[String]) -> Self {
+        Capabilities {
+            series: kinds.iter().any(|k| k == "series"),
+            book: kinds.iter().any(|k| k == "book"),
+        }
+    }
+}
+
+/// Which side of the catalog a lookup is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntityKind {
+    Series,
+    Book,
+}
+
+impl EntityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Series => "series",
+            EntityKind::Book => "book",
+        }
+    }
+}
+
+/// Why a provider call gave no metadata.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    #[error("provider `{provider}` has no {kind} with external ID `{external_id}`")]
+    NotFound { provider: String, kind: &'static str, external_id: String },
+    #[error("provider `{provider}` asked to wait {retry_after:?} before the next call")]
+    RateLimited { provider: String, retry_after: Duration },
+    #[error("provider `{provider}` did not answer `{method}` within {timeout:?}")]
+    Timeout { provider: String, method: String, timeout: Duration },
+    #[error("provider `{provider}` answered `{method}` with error {code}: {message}")]
+    Rpc { provider: String, method: String, code: i64, message: String },
+    #[error("provider `{provider}` cannot be used: {reason}")]
+    Unavailable { provider: String, reason: String },
+    #[error("provider `{provider}` sent an invalid answer to `{method}`: {reason}")]
+    Protocol { provider: String, method: String, reason: String },
+}
+
+/// A configured, started provider.
+pub enum Provider {
+    Directory(directory::DirectoryProvider),
+    Plugin(plugin::PluginProvider),
+}
+
+impl Provider {
+    /// The name jobs refer to it by, and the key of its external IDs in the catalog.
+    pub fn name(&self) -> &str {
+        match self {
+            Provider::Directory(p) => p.name(),
+            Provider::Plugin(p) => p.name(),
+        }
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        match self {
+            Provider::Directory(p) => p.capabilities(),
+            Provider::Plugin(p) => p.capabilities(),
+        }
+    }
+
+    /// Fetches the metadata of one series or book by the provider's own ID for it.
+    pub async fn get(&self, kind: EntityKind, external_id: &str) -> Result<Metadata, ProviderError> {
+        match self {
+            Provider::Directory(p) => p.get(kind, external_id).await,
+            Provider::Plugin(p) => p.get(kind, external_id).await,
+        }
+    }
+
+    /// Stops the provider's process, if it has one.
+    pub async fn shutdown(&self) {
+        if let Provider::Plugin(p) = self {
+            p.shutdown().await;
+        }
+    }
+}
+
+/// The configured providers, each started on first use and kept for the process's life.
+pub struct Registry {
+    configs: Vec<crate::config::ProviderConfig>,
+    started: tokio::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Provider>>>,
+}
+
+impl Registry {
+    pub fn new(configs: &[crate::config::ProviderConfig]) -> Self {
+        Registry { configs: configs.to_vec(), started: Default::default() }
+    }
+
+    /// The provider named `name`, started now if it is not running yet. A plugin that fails to
+    /// start is tried again on the next call.
+    pub async fn get(&self, name: &str) -> Result<std::sync::Arc<Provider>, ProviderError> {
+        let unavailable = |reason: String| ProviderError::Unavailable { provider: name.to_string(), reason };
+        let config = self
+            .configs
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| unavailable("it is not configured".into()))?;
+        if !config.enabled {
+            return Err(unavailable("it is disabled in the config".into()));
+        }
+        let mut started = self.started.lock().await;
+        if let Some(provider) = started.get(name) {
+            return Ok(provider.clone());
+        }
+        use crate::config::ProviderKind;
+        let provider = match config.kind {
+            ProviderKind::Directory => {
+                let root = config.path.clone().unwrap_or_default();
+                Provider::Directory(directory::DirectoryProvider::new(name, root)?)
+            }
+            ProviderKind::Plugin => Provider::Plugin(
+                plugin::PluginProvider::start(plugin::PluginConfig {
+                    name: name.to_string(),
+                    command: config.command.clone().unwrap_or_default(),
+                    args: config.args.clone(),
+                    env: Vec::new(),
+                    settings: config.settings.clone(),
+                    timeout: Duration::from_secs(config.timeout_seconds.max(1)),
+                    working_dir: None,
+                })
+                .await?,
+            ),
+            // The built-in HTTP providers are declared in the config vocabulary but not part of
+            // this build; a job that names one fails its run with this reason.
+            ProviderKind::Anilist | ProviderKind::Openlibrary => {
+                return Err(unavailable(format!(
+                    "provider kind `{:?}` is not available in this build",
+                    config.kind
+                ).to_lowercase()));
+            }
+        };
+        let provider = std::sync::Arc::new(provider);
+        started.insert(name.to_string(), provider.clone());
+        Ok(provider)
+    }
+
+    /// The provider's write allow-list; empty (nothing allowed) when it is not configured.
+    pub fn permissions(&self, name: &str) -> crate::catalog::fields::Permissions {
+        let list = self.configs.iter().find(|c| c.name == name).map(|c| c.permissions.as_slice());
+        crate::catalog::fields::Permissions::new(list.unwrap_or_default())
+    }
+
+    /// Stops every started provider.
+    pub async fn shutdown(&self) {
+        let started = std::mem::take(&mut *self.started.lock().await);
+        for provider in started.values() {
+            provider.shutdown().await;
+        }
+    }
+}

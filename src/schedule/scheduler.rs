@@ -1,0 +1,227 @@
+//! The scheduler: one queue of (fire time, job) for every enabled job and one timer that sleeps
+//! until the earliest, instead of a task or a poll per job. A reconcile hands it the current
+//! jobs with [`Scheduler::sync`]; a changed schedule takes effect at once.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use super::Timing;
+use crate::store::JobRow;
+
+/// A job's place in the queue.
+#[derive(Debug, Clone)]
+struct Slot {
+    /// The spec hash the slot was computed from; an unchanged job keeps its slot.
+    content_hash: String,
+    timing: Timing,
+    /// The cron instant this firing is for.
+    slot: DateTime<Utc>,
+    /// When it fires: the slot plus the job's jitter.
+    fire: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: BTreeSet<(DateTime<Utc>, String)>,
+    jobs: HashMap<String, Slot>,
+}
+
+/// A due firing handed to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Firing {
+    pub job_id: String,
+    pub slot: DateTime<Utc>,
+}
+
+#[derive(Default)]
+pub struct Scheduler {
+    state: Mutex<State>,
+    wake: Notify,
+}
+
+impl Scheduler {
+    pub fn new() -> Arc<Scheduler> {
+        Arc::new(Scheduler::default())
+    }
+
+    /// Brings the queue in line with `jobs`: new and changed enabled jobs get their next slot
+    /// after `now`, unchanged ones keep theirs, disabled and deleted ones leave the queue.
+    pub fn sync(&self, jobs: &[JobRow], default_zone: chrono_tz::Tz, now: DateTime<Utc>) {
+        let mut state = self.state.lock().expect("scheduler lock");
+        let mut keep = HashMap::new();
+        for job in jobs.iter().filter(|j| j.enabled) {
+            if let Some(existing) = state.jobs.get(&job.id)
+                && existing.content_hash == job.content_hash
+            {
+                keep.insert(job.id.clone(), existing.clone());
+                continue;
+            }
+            let timing = match Timing::new(&job.id, &job.spec.schedule, default_zone) {
+                Ok(t) => t,
+                Err(e) => {
+                    // Validation refuses such a schedule; a row that has one came from elsewhere.
+                    tracing::error!(job.id = %job.id, error = %e, "job has an unusable schedule");
+                    continue;
+                }
+            };
+            if let Some(slot) = timing.next_slot(now) {
+                let fire = timing.fire_time(slot);
+                tracing::debug!(job.id = %job.id, next = %fire, "job scheduled");
+                keep.insert(job.id.clone(), Slot { content_hash: job.content_hash.clone(), timing, slot, fire });
+            }
+        }
+        state.queue = keep.iter().map(|(id, s)| (s.fire, id.clone())).collect();
+        state.jobs = keep;
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// When the job fires next, if it is scheduled.
+    pub fn next_fire(&self, job_id: &str) -> Option<DateTime<Utc>> {
+        self.state.lock().expect("scheduler lock").jobs.get(job_id).map(|s| s.fire)
+    }
+
+    /// How many jobs are in the queue.
+    pub fn len(&self) -> usize {
+        self.state.lock().expect("scheduler lock").jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes every firing due at `now` off the queue and puts each job back at its next slot.
+    /// Slots missed while the process slept are not fired one by one: the job fires once and
+    /// moves on to its first slot after `now`.
+    pub fn take_due(&self, now: DateTime<Utc>) -> Vec<Firing> {
+        let mut state = self.state.lock().expect("scheduler lock");
+        let mut due = Vec::new();
+        while let Some((fire, id)) = state.queue.first().cloned() {
+            if fire > now {
+                break;
+            }
+            state.queue.pop_first();
+            let Some(slot) = state.jobs.get_mut(&id) else { continue };
+            due.push(Firing { job_id: id.clone(), slot: slot.slot });
+            let after = if slot.slot > now { slot.slot } else { now };
+            match slot.timing.next_slot(after) {
+                Some(next) => {
+                    slot.slot = next;
+                    slot.fire = slot.timing.fire_time(next);
+                    let fire = slot.fire;
+                    state.queue.insert((fire, id));
+                }
+                None => {
+                    state.jobs.remove(&id);
+                }
+            }
+        }
+        due
+    }
+
+    /// Sleeps until the earliest firing (or a change to the queue), then hands every due
+    /// firing to `fire`, until `stop` resolves.
+    pub async fn run(self: Arc<Self>, fire: impl Fn(Firing), stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            let next = self.state.lock().expect("scheduler lock").queue.first().map(|(t, _)| *t);
+            let wait = match next {
+                Some(t) => (t - Utc::now()).to_std().unwrap_or_default(),
+                None => std::time::Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => continue,
+                _ = &mut stop => return,
+            }
+            for firing in self.take_due(Utc::now()) {
+                fire(firing);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{LibraryJob, Schedule};
+    use chrono::TimeZone;
+
+    fn job(id: &str, cron: &str, enabled: bool) -> JobRow {
+        let spec: LibraryJob = serde_json::from_value(serde_json::json!({
+            "apiVersion": "curator/v1", "kind": "LibraryJob", "library": "manga",
+            "schedule": {"cron": cron}, "type": "metadata_refresh", "provider": "curated",
+            "scope": "series_only", "fieldGroups": ["ratings"], "enabled": enabled,
+        }))
+        .unwrap();
+        JobRow {
+            id: id.into(),
+            name: id.into(),
+            library_id: "manga".into(),
+            provider: "curated".into(),
+            enabled,
+            spec_json: serde_json::to_value(&spec).unwrap(),
+            content_hash: format!("{cron}{enabled}"),
+            spec,
+            source: String::new(),
+            source_file: format!("{id}.yaml"),
+            source_line: 1,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 3, h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn due_jobs_fire_once_and_move_to_their_next_slot() {
+        let scheduler = Scheduler::new();
+        scheduler.sync(&[job("a", "0 * * * *", true), job("b", "30 * * * *", true)], chrono_tz::UTC, at(10, 5));
+        assert_eq!(scheduler.take_due(at(10, 29)), vec![]);
+        let due = scheduler.take_due(at(11, 0));
+        let expected = vec![
+            Firing { job_id: "b".into(), slot: at(10, 30) },
+            Firing { job_id: "a".into(), slot: at(11, 0) },
+        ];
+        assert_eq!(due, expected, "due firings come in fire-time order");
+        assert_eq!(scheduler.next_fire("a"), Some(at(12, 0)));
+        assert_eq!(scheduler.next_fire("b"), Some(at(11, 30)));
+    }
+
+    #[test]
+    fn missed_slots_fire_once_not_once_each() {
+        let scheduler = Scheduler::new();
+        scheduler.sync(&[job("a", "*/10 * * * *", true)], chrono_tz::UTC, at(10, 1));
+        let due = scheduler.take_due(at(11, 5));
+        assert_eq!(due.len(), 1, "six missed slots give one firing: {due:?}");
+        assert_eq!(scheduler.next_fire("a"), Some(at(11, 10)));
+    }
+
+    #[test]
+    fn disabled_jobs_are_not_queued_and_changes_take_effect_at_once() {
+        let scheduler = Scheduler::new();
+        scheduler.sync(&[job("a", "0 4 * * *", false)], chrono_tz::UTC, at(1, 0));
+        assert!(scheduler.is_empty());
+        scheduler.sync(&[job("a", "0 4 * * *", true)], chrono_tz::UTC, at(1, 0));
+        assert_eq!(scheduler.next_fire("a"), Some(at(4, 0)));
+        scheduler.sync(&[job("a", "0 2 * * *", true)], chrono_tz::UTC, at(1, 0));
+        assert_eq!(scheduler.next_fire("a"), Some(at(2, 0)));
+        scheduler.sync(&[], chrono_tz::UTC, at(1, 0));
+        assert_eq!(scheduler.next_fire("a"), None);
+    }
+
+    #[test]
+    fn a_schedule_written_with_a_zone_is_unaffected_by_the_default() {
+        let mut j = job("a", "0 4 * * *", true);
+        j.spec.schedule = Schedule { timezone: Some("Asia/Tokyo".into()), ..j.spec.schedule.clone() };
+        let scheduler = Scheduler::new();
+        scheduler.sync(&[j], chrono_tz::Europe::Paris, at(1, 0));
+        // 04:00 in Tokyo is 19:00 UTC the day before; from 01:00 UTC the next is 19:00 UTC.
+        assert_eq!(scheduler.next_fire("a"), Some(at(19, 0)));
+    }
+}

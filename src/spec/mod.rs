@@ -1,0 +1,387 @@
+//! The job file: its Rust types (the source of the JSON Schema), and finding and reading the
+//! files of a `jobs.d/` directory into documents with positions. Checking what a document
+//! means is `validate`'s job.
+
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::fields;
+
+/// One scheduled job, as written in a YAML document under `jobs.d/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "curator LibraryJob", extend("$id" = "https://curator.invalid/schemas/library-job.schema.json"))]
+pub struct LibraryJob {
+    /// Always `curator/v1`.
+    pub api_version: ApiVersion,
+    /// Always `LibraryJob`.
+    pub kind: Kind,
+    /// The job's ID, unique across the directory. Defaults to the file's path under `jobs.d/`
+    /// without its extension; a file with several documents must name each one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"), length(min = 1, max = 128))]
+    pub id: Option<String>,
+    /// A display name. Defaults to `<provider>: <groups>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200))]
+    pub name: Option<String>,
+    /// The ID of the library whose series and books the job refreshes.
+    #[schemars(length(min = 1))]
+    pub library: String,
+    /// Whether the schedule fires. A disabled job can still be run by hand.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    pub schedule: Schedule,
+    /// What the job does; `metadata_refresh` is the only type.
+    #[serde(rename = "type")]
+    pub job_type: JobType,
+    /// The configured provider to ask, as `plugin:<name>` (Codex's form) or `<name>`.
+    #[schemars(regex(pattern = r"^(plugin:)?[a-z0-9][a-z0-9_-]*$"))]
+    pub provider: String,
+    /// Which side of the library the job refreshes.
+    pub scope: Scope,
+    /// Series field groups the job may write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_groups: Vec<SeriesGroup>,
+    /// Single series fields outside the selected groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_fields: Vec<SeriesField>,
+    /// Book field groups the job may write (book side of the scope).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub book_field_groups: Vec<BookGroup>,
+    /// Single book fields outside the selected book groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub book_extra_fields: Vec<BookField>,
+    /// Only refresh entries that already have an external ID for this provider.
+    #[serde(default = "default_true")]
+    pub existing_source_ids_only: bool,
+    /// Skip entries synced from this provider within this many seconds; 0 disables the skip.
+    #[serde(default = "default_skip_recent")]
+    pub skip_recently_synced_within_s: u64,
+    /// How many provider calls may be in flight at once.
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 16))]
+    pub max_concurrency: u8,
+}
+
+/// When a job fires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Schedule {
+    /// A cron expression: 5 fields (minute hour day-of-month month day-of-week), 6 with a
+    /// leading seconds field, or a nickname (`@hourly`, `@daily`, `@weekly`, `@monthly`,
+    /// `@yearly`). Sunday is 0 or 7.
+    #[schemars(length(min = 1))]
+    pub cron: String,
+    /// An IANA time zone (`Europe/Paris`); the server's `timezone` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// After downtime that missed one or more firings, run once at start-up.
+    #[serde(default = "default_true")]
+    pub catch_up: bool,
+    /// A fixed per-job delay below this duration (`90s`, `10m`, `1h`), derived from the job ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m|h)$"))]
+    pub jitter: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ApiVersion {
+    #[serde(rename = "curator/v1")]
+    V1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Kind {
+    LibraryJob,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobType {
+    MetadataRefresh,
+}
+
+/// Which entries of the library a job refreshes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    SeriesOnly,
+    BooksOnly,
+    SeriesAndBooks,
+}
+
+impl Scope {
+    pub fn series(self) -> bool {
+        matches!(self, Scope::SeriesOnly | Scope::SeriesAndBooks)
+    }
+
+    pub fn books(self) -> bool {
+        matches!(self, Scope::BooksOnly | Scope::SeriesAndBooks)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::SeriesOnly => "series_only",
+            Scope::BooksOnly => "books_only",
+            Scope::SeriesAndBooks => "series_and_books",
+        }
+    }
+}
+
+/// Declares a string enum whose words are a list in `catalog::fields`, and checks at test time
+/// that the two agree.
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* $name:ident, $list:expr, { $($variant:ident = $word:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+        pub enum $name {
+            $(#[serde(rename = $word)] $variant,)*
+        }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$($name::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)*
+                }
+            }
+
+            /// The vocabulary list this enum mirrors.
+            pub fn words() -> &'static [&'static str] {
+                $list
+            }
+        }
+    };
+}
+
+// Fixed names with their own field lists live in `catalog::fields`; these mirrors give the
+// schema its `enum`s so editors complete them.
+vocabulary!(
+    /// A series field group.
+    SeriesGroup, fields::SERIES_GROUPS, {
+    Identifiers = "identifiers", Descriptive = "descriptive", Status = "status",
+    Counts = "counts", Ratings = "ratings", Cover = "cover", Tags = "tags", Genres = "genres",
+    AgeRating = "age_rating", Classification = "classification", Publisher = "publisher",
+    ExternalRefs = "external_refs", Summary = "summary", AlternateTitles = "alternate_titles",
+});
+
+vocabulary!(
+    /// A book field group.
+    BookGroup, fields::BOOK_GROUPS, {
+    Title = "title", Number = "number", Summary = "summary", Authors = "authors",
+    ReleaseDate = "release_date", PageCount = "page_count", Isbn = "isbn",
+    Publisher = "publisher", Cover = "cover",
+});
+
+vocabulary!(
+    /// A single series field.
+    SeriesField, &[], {
+    Title = "title", TitleSort = "titleSort", AlternateTitles = "alternateTitles",
+    Summary = "summary", Authors = "authors", Status = "status", Year = "year",
+    TotalVolumeCount = "totalVolumeCount", TotalChapterCount = "totalChapterCount",
+    Rating = "rating", ExternalRatings = "externalRatings", CoverUrl = "coverUrl", Tags = "tags",
+    Genres = "genres", AgeRating = "ageRating", Language = "language",
+    ReadingDirection = "readingDirection", Publisher = "publisher",
+    ExternalLinks = "externalLinks",
+});
+
+vocabulary!(
+    /// A single book field.
+    BookField, &[], {
+    Title = "title", Subtitle = "subtitle", Number = "number", Volume = "volume",
+    Chapter = "chapter", Summary = "summary", Authors = "authors", ReleaseDate = "releaseDate",
+    Year = "year", PageCount = "pageCount", Isbn = "isbn", Publisher = "publisher",
+    CoverUrl = "coverUrl",
+});
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_skip_recent() -> u64 {
+    3600
+}
+
+fn default_concurrency() -> u8 {
+    4
+}
+
+impl LibraryJob {
+    /// The provider's configured name, without Codex's `plugin:` prefix.
+    pub fn provider_name(&self) -> &str {
+        self.provider.strip_prefix("plugin:").unwrap_or(&self.provider)
+    }
+
+    /// The display name: the written one, else `<provider>: <groups and fields>`.
+    pub fn display_name(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        let mut parts: Vec<&str> = self.field_groups.iter().map(|g| g.as_str()).collect();
+        parts.extend(self.extra_fields.iter().map(|f| f.as_str()));
+        parts.extend(self.book_field_groups.iter().map(|g| g.as_str()));
+        parts.extend(self.book_extra_fields.iter().map(|f| f.as_str()));
+        parts.dedup();
+        format!("{}: {}", self.provider_name(), parts.join(", "))
+    }
+
+    /// The series fields the job may write: its groups' fields plus its extra fields.
+    pub fn series_selection(&self) -> Vec<&'static str> {
+        let kind = crate::provider::EntityKind::Series;
+        let mut names: Vec<&'static str> =
+            self.field_groups.iter().flat_map(|g| fields::group_fields(kind, g.as_str())).collect();
+        names.extend(self.extra_fields.iter().map(|f| f.as_str()));
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// The book fields the job may write.
+    pub fn book_selection(&self) -> Vec<&'static str> {
+        let kind = crate::provider::EntityKind::Book;
+        let mut names: Vec<&'static str> = self
+            .book_field_groups
+            .iter()
+            .flat_map(|g| fields::group_fields(kind, g.as_str()))
+            .collect();
+        names.extend(self.book_extra_fields.iter().map(|f| f.as_str()));
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+}
+
+/// The job file's JSON Schema (draft-07, which editors' YAML language servers fully support),
+/// pretty-printed with a trailing newline: the exact text of `schemas/library-job.schema.json`.
+pub fn schema_json() -> String {
+    let schema = schema_value();
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema always serialises");
+    text.push('\n');
+    text
+}
+
+/// The job file's JSON Schema as a value.
+pub fn schema_value() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    generator.into_root_schema_for::<LibraryJob>().to_value()
+}
+
+/// One YAML document of a job file, read but not yet checked.
+#[derive(Debug, Clone)]
+pub struct SourceDoc {
+    /// The file as the user would name it (`jobs.d/manga/ratings.yaml`).
+    pub file: PathBuf,
+    /// The path under the jobs directory, with `/` separators (`manga/ratings.yaml`).
+    pub relative: String,
+    /// The document's place in its file, from 0.
+    pub index: usize,
+    /// How many documents the file holds.
+    pub count: usize,
+    pub doc: yaml::Document,
+}
+
+impl SourceDoc {
+    /// The job ID the document declares, else the file's path stem (single-document files).
+    pub fn job_id(&self) -> Option<String> {
+        match self.doc.value.get("id").and_then(|v| v.as_str()) {
+            Some(id) => Some(id.to_string()),
+            None if self.count == 1 => Some(default_id(&self.relative)),
+            None => None,
+        }
+    }
+}
+
+/// The ID a job gets from its file's path: `manga/ratings.yaml` -> `manga/ratings`.
+pub fn default_id(relative: &str) -> String {
+    let stem = relative.rsplit_once('.').map_or(relative, |(stem, _)| stem);
+    stem.to_string()
+}
+
+/// Lists the job files under `root`, sorted by path: `*.yaml` and `*.yml`, skipping hidden
+/// entries, editor leftovers and symlinks that lead outside `root`.
+pub fn discover(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let canonical_root = root.canonicalize()?;
+    let mut found = Vec::new();
+    walk(root, &canonical_root, &mut found)?;
+    found.sort();
+    Ok(found)
+}
+
+fn walk(dir: &Path, canonical_root: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if is_ignored_name(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let file_type = entry.file_type()?;
+        if file_type.is_symlink() {
+            // A ConfigMap mount is symlinks inside the directory; one that leaves it is not ours.
+            match path.canonicalize() {
+                Ok(target) if target.starts_with(canonical_root) => {}
+                _ => continue,
+            }
+        }
+        let meta = std::fs::metadata(&path)?;
+        if meta.is_dir() {
+            walk(&path, canonical_root, found)?;
+        } else if meta.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Hidden files, and the leftovers of vim, emacs and others.
+fn is_ignored_name(name: &str) -> bool {
+    name.starts_with('.') || name.ends_with('~') || (name.starts_with('#') && name.ends_with('#'))
+}
+
+/// The path under `root`, with `/` separators.
+pub fn relative_path(root: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(root).unwrap_or(file);
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vocabulary_enums_match_the_field_table() {
+        let groups: Vec<&str> = SeriesGroup::ALL.iter().map(|g| g.as_str()).collect();
+        assert_eq!(groups, SeriesGroup::words());
+        let groups: Vec<&str> = BookGroup::ALL.iter().map(|g| g.as_str()).collect();
+        assert_eq!(groups, BookGroup::words());
+        for field in SeriesField::ALL {
+            assert!(fields::find(crate::provider::EntityKind::Series, field.as_str()).is_some());
+        }
+        for field in BookField::ALL {
+            assert!(fields::find(crate::provider::EntityKind::Book, field.as_str()).is_some());
+        }
+        assert_eq!(SeriesField::ALL.len(), fields::SERIES_FIELDS.len());
+        assert_eq!(BookField::ALL.len(), fields::BOOK_FIELDS.len());
+    }
+
+    #[test]
+    fn default_id_is_the_path_without_extension() {
+        assert_eq!(default_id("manga/anilist-ratings.yaml"), "manga/anilist-ratings");
+        assert_eq!(default_id("books.yml"), "books");
+    }
+
+    #[test]
+    fn editor_leftovers_and_hidden_files_are_ignored() {
+        for name in [".hidden.yaml", "job.yaml~", "#job.yaml#", ".#job.yaml", ".job.yaml.swp"] {
+            assert!(is_ignored_name(name), "{name} should be ignored");
+        }
+        assert!(!is_ignored_name("job.yaml"));
+    }
+}

@@ -1,0 +1,147 @@
+//! Persistence: the catalog, jobs, runs and their per-entry results. The domain types live
+//! here; `sqlite` is the embedded backend. Database errors become [`StoreError`] at this
+//! boundary, and a missing row becomes `NotFound` rather than a driver error.
+
+mod sqlite;
+
+pub use sqlite::Store;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::provider::EntityKind;
+use crate::spec::LibraryJob;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} `{id}` does not exist")]
+    NotFound { what: &'static str, id: String },
+    #[error("cannot open the database `{url}`: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot upgrade the database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored {what} cannot be read: {reason}")]
+    Corrupt { what: &'static str, reason: String },
+}
+
+/// A job as the reconciler last applied it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRow {
+    pub id: String,
+    pub name: String,
+    pub library_id: String,
+    pub provider: String,
+    pub enabled: bool,
+    #[serde(skip)]
+    pub spec: LibraryJob,
+    /// The normalized spec, as stored.
+    #[serde(rename = "spec")]
+    pub spec_json: Value,
+    /// The document's YAML as written.
+    pub source: String,
+    /// The file under `jobs.d/` it came from.
+    pub source_file: String,
+    pub source_line: i64,
+    pub content_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What the reconciler writes for one job.
+#[derive(Debug, Clone)]
+pub struct JobWrite {
+    pub id: String,
+    pub name: String,
+    pub library_id: String,
+    pub provider: String,
+    pub enabled: bool,
+    pub spec_json: Value,
+    pub source: String,
+    pub source_file: String,
+    pub source_line: i64,
+    pub content_hash: String,
+}
+
+/// One series or book as a run sees it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub kind: EntityKind,
+    /// The row ID in `series` or `books`.
+    pub row_id: i64,
+    /// `frieren` for a series, `frieren/frieren-v01` for a book.
+    pub key: String,
+    pub metadata: Map<String, Value>,
+    pub locks: Vec<String>,
+    /// This provider's ID for the entry, if it has one.
+    pub external_id: Option<String>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+}
+
+impl Entry {
+    pub fn title(&self) -> Option<String> {
+        self.metadata.get("title").and_then(Value::as_str).map(String::from)
+    }
+}
+
+/// One field a run changed, or would change.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Change {
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// What a run did with one entry.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct EntryResult {
+    pub kind: EntityKind,
+    pub entry: String,
+    pub title: Option<String>,
+    /// `updated`, `unchanged`, `skipped` or `failed`.
+    pub outcome: String,
+    /// Why an entry was skipped or failed, or which fields were held back.
+    pub reason: Option<String>,
+    pub changes: Vec<Change>,
+}
+
+/// One run of a job.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRow {
+    pub id: i64,
+    pub job_id: String,
+    /// `schedule`, `manual` or `catch-up`.
+    pub trigger: String,
+    /// `queued`, `running`, `succeeded`, `partial`, `failed`, `cancelled`, `interrupted`,
+    /// `skipped`.
+    pub status: String,
+    /// The cron slot a scheduled run is for.
+    pub slot: Option<DateTime<Utc>>,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub totals: Value,
+    pub error: Option<String>,
+}
+
+/// Counts of what an import touched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportCounts {
+    pub libraries: usize,
+    pub series: usize,
+    pub books: usize,
+}
+
+pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub(crate) fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt { what: "timestamp", reason: format!("`{text}`: {e}") })
+}

@@ -1,0 +1,691 @@
+//! The SQLite backend: one file, WAL, and `BEGIN IMMEDIATE` for every write transaction, so a
+//! second process (a `curator reconcile` beside `serve`) waits for the lock instead of failing
+//! halfway with "database is locked".
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool, Transaction};
+
+use super::{
+    Change, Entry, EntryResult, ImportCounts, JobRow, JobWrite, RunRow, StoreError,
+    parse_timestamp, timestamp,
+};
+use crate::catalog::file::{BookDef, CatalogFile, ExternalIdDef, LibraryDef, SeriesDef};
+use crate::provider::EntityKind;
+
+/// The database: catalog, jobs and runs.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+type Tx = Transaction<'static, sqlx::Sqlite>;
+
+impl Store {
+    /// Opens (creating if needed) the database at a `sqlite:` URL and brings its schema up to
+    /// date.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let open_error = |source| StoreError::Open { url: url.to_string(), source };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_error)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(parent) = Path::new(options.get_filename()).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| open_error(sqlx::Error::Io(e)))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    async fn write(&self) -> Result<Tx, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ----- catalog -----
+
+    /// Upserts every library, series and book of a catalog file in one transaction. Entries
+    /// absent from the file are left alone: an import adds and updates, it never deletes.
+    pub async fn import_catalog(&self, catalog: &CatalogFile) -> Result<ImportCounts, StoreError> {
+        let mut tx = self.write().await?;
+        let mut counts = ImportCounts::default();
+        for library in &catalog.libraries {
+            sqlx::query(
+                "INSERT INTO libraries (id, name) VALUES (?, ?)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+            )
+            .bind(&library.id)
+            .bind(&library.name)
+            .execute(&mut *tx)
+            .await?;
+            counts.libraries += 1;
+            for series in &library.series {
+                let series_id = upsert_entity(
+                    &mut tx,
+                    "INSERT INTO series (library_id, key, metadata, locks) VALUES (?, ?, ?, ?)
+                     ON CONFLICT (library_id, key) DO UPDATE
+                     SET metadata = excluded.metadata, locks = excluded.locks
+                     RETURNING id",
+                    Value::String(library.id.clone()),
+                    &series.id,
+                    &series.metadata,
+                    &series.locks,
+                )
+                .await?;
+                upsert_ids(&mut tx, EntityKind::Series, series_id, &series.external_ids).await?;
+                counts.series += 1;
+                for book in &series.books {
+                    let book_id = upsert_entity(
+                        &mut tx,
+                        "INSERT INTO books (series_id, key, metadata, locks) VALUES (?, ?, ?, ?)
+                         ON CONFLICT (series_id, key) DO UPDATE
+                         SET metadata = excluded.metadata, locks = excluded.locks
+                         RETURNING id",
+                        Value::from(series_id),
+                        &book.id,
+                        &book.metadata,
+                        &book.locks,
+                    )
+                    .await?;
+                    upsert_ids(&mut tx, EntityKind::Book, book_id, &book.external_ids).await?;
+                    counts.books += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// Writes the catalog back out in the import format, optionally for one library.
+    pub async fn export_catalog(&self, library: Option<&str>) -> Result<CatalogFile, StoreError> {
+        let libraries = sqlx::query("SELECT id, name FROM libraries ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = CatalogFile::default();
+        for row in libraries {
+            let id: String = row.get("id");
+            if library.is_some_and(|l| l != id) {
+                continue;
+            }
+            let mut def = LibraryDef { id: id.clone(), name: row.get("name"), series: vec![] };
+            let series = sqlx::query(
+                "SELECT id, key, metadata, locks FROM series WHERE library_id = ? ORDER BY key",
+            )
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?;
+            for s in series {
+                let series_id: i64 = s.get("id");
+                let mut books = Vec::new();
+                let rows = sqlx::query(
+                    "SELECT id, key, metadata, locks FROM books WHERE series_id = ? ORDER BY key",
+                )
+                .bind(series_id)
+                .fetch_all(&self.pool)
+                .await?;
+                for b in rows {
+                    let book_id: i64 = b.get("id");
+                    books.push(BookDef {
+                        id: b.get("key"),
+                        metadata: json_object(b.get("metadata"))?,
+                        locks: json_list(b.get("locks"))?,
+                        external_ids: self.external_ids(EntityKind::Book, book_id).await?,
+                    });
+                }
+                def.series.push(SeriesDef {
+                    id: s.get("key"),
+                    metadata: json_object(s.get("metadata"))?,
+                    locks: json_list(s.get("locks"))?,
+                    external_ids: self.external_ids(EntityKind::Series, series_id).await?,
+                    books,
+                });
+            }
+            out.libraries.push(def);
+        }
+        if let Some(wanted) = library
+            && out.libraries.is_empty()
+        {
+            return Err(StoreError::NotFound { what: "library", id: wanted.to_string() });
+        }
+        Ok(out)
+    }
+
+    async fn external_ids(
+        &self,
+        kind: EntityKind,
+        row_id: i64,
+    ) -> Result<std::collections::BTreeMap<String, ExternalIdDef>, StoreError> {
+        let sql = match kind {
+            EntityKind::Series => {
+                "SELECT provider, external_id, last_synced_at FROM series_external_ids
+                 WHERE series_id = ?"
+            }
+            EntityKind::Book => {
+                "SELECT provider, external_id, last_synced_at FROM book_external_ids
+                 WHERE book_id = ?"
+            }
+        };
+        let rows = sqlx::query(sql).bind(row_id).fetch_all(&self.pool).await?;
+        let mut ids = std::collections::BTreeMap::new();
+        for row in rows {
+            let synced: Option<String> = row.get("last_synced_at");
+            ids.insert(
+                row.get("provider"),
+                ExternalIdDef {
+                    id: row.get("external_id"),
+                    last_synced_at: synced.as_deref().map(parse_timestamp).transpose()?,
+                },
+            );
+        }
+        Ok(ids)
+    }
+
+    /// The IDs of every library in the catalog.
+    pub async fn library_ids(&self) -> Result<HashSet<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM libraries").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| r.get("id")).collect())
+    }
+
+    /// A library's series or books, each with this provider's external ID and sync time.
+    pub async fn entries(
+        &self,
+        library: &str,
+        kind: EntityKind,
+        provider: &str,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let sql = match kind {
+            EntityKind::Series => {
+                "SELECT s.id, s.key, s.metadata, s.locks, x.external_id, x.last_synced_at
+                 FROM series s
+                 LEFT JOIN series_external_ids x ON x.series_id = s.id AND x.provider = ?
+                 WHERE s.library_id = ?
+                 ORDER BY s.key"
+            }
+            EntityKind::Book => {
+                "SELECT b.id, s.key || '/' || b.key AS key, b.metadata, b.locks,
+                        x.external_id, x.last_synced_at
+                 FROM books b
+                 JOIN series s ON s.id = b.series_id
+                 LEFT JOIN book_external_ids x ON x.book_id = b.id AND x.provider = ?
+                 WHERE s.library_id = ?
+                 ORDER BY s.key, b.key"
+            }
+        };
+        let rows = sqlx::query(sql).bind(provider).bind(library).fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|row| {
+                let synced: Option<String> = row.get("last_synced_at");
+                Ok(Entry {
+                    kind,
+                    row_id: row.get("id"),
+                    key: row.get("key"),
+                    metadata: json_object(row.get("metadata"))?,
+                    locks: json_list(row.get("locks"))?,
+                    external_id: row.get("external_id"),
+                    last_synced_at: synced.as_deref().map(parse_timestamp).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Applies one entry's result atomically: its changed fields, the provider's
+    /// `last_synced_at` when `synced` is set, and the run's record of the entry. Values are
+    /// merged into the row as it is now, so a concurrent write to another field is kept.
+    pub async fn write_entry(
+        &self,
+        run_id: i64,
+        seq: i64,
+        entry: &Entry,
+        provider: &str,
+        synced: Option<DateTime<Utc>>,
+        result: &EntryResult,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        if !result.changes.is_empty() {
+            let (select, update) = match entry.kind {
+                EntityKind::Series => (
+                    "SELECT metadata FROM series WHERE id = ?",
+                    "UPDATE series SET metadata = ? WHERE id = ?",
+                ),
+                EntityKind::Book => (
+                    "SELECT metadata FROM books WHERE id = ?",
+                    "UPDATE books SET metadata = ? WHERE id = ?",
+                ),
+            };
+            let current: String = sqlx::query_scalar(select)
+                .bind(entry.row_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound { what: entry.kind.as_str(), id: entry.key.clone() })?;
+            let mut metadata = json_object(current)?;
+            for Change { field, after, .. } in &result.changes {
+                metadata.insert(field.clone(), after.clone());
+            }
+            sqlx::query(update)
+                .bind(Value::Object(metadata).to_string())
+                .bind(entry.row_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(at) = synced {
+            let sql = match entry.kind {
+                EntityKind::Series => {
+                    "UPDATE series_external_ids SET last_synced_at = ?
+                     WHERE series_id = ? AND provider = ?"
+                }
+                EntityKind::Book => {
+                    "UPDATE book_external_ids SET last_synced_at = ?
+                     WHERE book_id = ? AND provider = ?"
+                }
+            };
+            sqlx::query(sql).bind(timestamp(at)).bind(entry.row_id).bind(provider).execute(&mut *tx).await?;
+        }
+        insert_entry_result(&mut tx, run_id, seq, result).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records an entry the run did not touch (skipped or failed).
+    pub async fn record_entry(&self, run_id: i64, seq: i64, result: &EntryResult) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        insert_entry_result(&mut tx, run_id, seq, result).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records many untouched entries in one transaction.
+    pub async fn record_entries(
+        &self,
+        run_id: i64,
+        results: &[(i64, EntryResult)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        for (seq, result) in results {
+            insert_entry_result(&mut tx, run_id, *seq, result).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ----- jobs -----
+
+    /// Every job, by ID.
+    pub async fn jobs(&self) -> Result<Vec<JobRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM jobs ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    pub async fn job(&self, id: &str) -> Result<JobRow, StoreError> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: "job", id: id.to_string() })?;
+        job_from_row(&row)
+    }
+
+    /// Applies a reconcile plan in one transaction: upserts and deletes together or not at all.
+    pub async fn apply_jobs(&self, upserts: &[JobWrite], deletes: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let now = timestamp(Utc::now());
+        for job in upserts {
+            sqlx::query(
+                "INSERT INTO jobs (id, name, library_id, provider, enabled, spec, source,
+                                   source_file, source_line, content_hash, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET
+                    name = excluded.name, library_id = excluded.library_id,
+                    provider = excluded.provider, enabled = excluded.enabled,
+                    spec = excluded.spec, source = excluded.source,
+                    source_file = excluded.source_file, source_line = excluded.source_line,
+                    content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+            )
+            .bind(&job.id)
+            .bind(&job.name)
+            .bind(&job.library_id)
+            .bind(&job.provider)
+            .bind(job.enabled)
+            .bind(job.spec_json.to_string())
+            .bind(&job.source)
+            .bind(&job.source_file)
+            .bind(job.source_line)
+            .bind(&job.content_hash)
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for id in deletes {
+            sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the outcome of a reconcile pass.
+    pub async fn save_reconcile_state(&self, summary: &Value) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO reconcile_state (id, finished_at, summary) VALUES (1, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET finished_at = excluded.finished_at,
+                                            summary = excluded.summary",
+        )
+        .bind(timestamp(Utc::now()))
+        .bind(summary.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ----- runs -----
+
+    /// Creates a run row in `status` (`queued`, `running` or `skipped`).
+    pub async fn create_run(
+        &self,
+        job_id: &str,
+        trigger: &str,
+        status: &str,
+        slot: Option<DateTime<Utc>>,
+        error: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.write().await?;
+        let now = timestamp(Utc::now());
+        let started = (status == "running").then(|| now.clone());
+        let finished = (status == "skipped").then(|| now.clone());
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (job_id, trigger, status, slot, queued_at, started_at, finished_at, error)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(job_id)
+        .bind(trigger)
+        .bind(status)
+        .bind(slot.map(timestamp))
+        .bind(&now)
+        .bind(started)
+        .bind(finished)
+        .bind(error)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Takes the oldest queued run, marking it running; `None` when none waits.
+    pub async fn claim_queued_run(&self) -> Result<Option<RunRow>, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query(
+            "UPDATE runs SET status = 'running', started_at = ?
+             WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1)
+             RETURNING *",
+        )
+        .bind(timestamp(Utc::now()))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// Ends a run with its status, totals and error.
+    pub async fn finish_run(
+        &self,
+        id: i64,
+        status: &str,
+        totals: &Value,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE runs SET status = ?, totals = ?, error = ?, finished_at = ? WHERE id = ?")
+            .bind(status)
+            .bind(totals.to_string())
+            .bind(error)
+            .bind(timestamp(Utc::now()))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks runs left `running` by a process that is gone as `interrupted`. SQLite serves one
+    /// process, so at start-up every running run is an orphan.
+    pub async fn interrupt_orphaned_runs(&self) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?,
+                             error = 'the process running it stopped'
+             WHERE status = 'running'",
+        )
+        .bind(timestamp(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn run(&self, id: i64) -> Result<RunRow, StoreError> {
+        let row = sqlx::query("SELECT * FROM runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: "run", id: id.to_string() })?;
+        run_from_row(&row)
+    }
+
+    /// The newest runs, optionally of one job.
+    pub async fn runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+        let rows = match job {
+            Some(job) => {
+                sqlx::query("SELECT * FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT ?")
+                    .bind(job)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM runs ORDER BY id DESC LIMIT ?")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Each job's newest run that was not skipped.
+    pub async fn last_runs(&self) -> Result<HashMap<String, RunRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE id IN
+               (SELECT MAX(id) FROM runs WHERE status <> 'skipped' GROUP BY job_id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| run_from_row(r).map(|run| (run.job_id.clone(), run))).collect()
+    }
+
+    /// A run's per-entry results, in the order they were recorded.
+    pub async fn run_entries(&self, run_id: i64) -> Result<Vec<EntryResult>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM run_entries WHERE run_id = ? ORDER BY seq")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let kind: String = row.get("kind");
+                let changes: String = row.get("changes");
+                Ok(EntryResult {
+                    kind: if kind == "book" { EntityKind::Book } else { EntityKind::Series },
+                    entry: row.get("entry"),
+                    title: row.get("title"),
+                    outcome: row.get("outcome"),
+                    reason: row.get("reason"),
+                    changes: serde_json::from_str(&changes).map_err(|e| StoreError::Corrupt {
+                        what: "run entry changes",
+                        reason: e.to_string(),
+                    })?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn upsert_entity(
+    tx: &mut Tx,
+    sql: &'static str,
+    parent: Value,
+    key: &str,
+    metadata: &Map<String, Value>,
+    locks: &[String],
+) -> Result<i64, StoreError> {
+    let query = sqlx::query_scalar(sql);
+    let query = match parent {
+        Value::Number(n) => query.bind(n.as_i64()),
+        other => query.bind(other.as_str().map(String::from)),
+    };
+    let id: i64 = query
+        .bind(key)
+        .bind(Value::Object(metadata.clone()).to_string())
+        .bind(serde_json::to_string(locks).expect("a list of strings serialises"))
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(id)
+}
+
+/// Sets each provider's ID; a changed ID resets the sync time, since the old one described
+/// another entry, and a time given in the file wins.
+async fn upsert_ids(
+    tx: &mut Tx,
+    kind: EntityKind,
+    row_id: i64,
+    ids: &std::collections::BTreeMap<String, ExternalIdDef>,
+) -> Result<(), StoreError> {
+    let sql = match kind {
+        EntityKind::Series => {
+            "INSERT INTO series_external_ids (series_id, provider, external_id, last_synced_at)
+             VALUES (?, ?, ?, ?)
+             ON CONFLICT (series_id, provider) DO UPDATE SET
+               last_synced_at = CASE
+                 WHEN excluded.last_synced_at IS NOT NULL THEN excluded.last_synced_at
+                 WHEN external_id = excluded.external_id THEN last_synced_at
+                 ELSE NULL END,
+               external_id = excluded.external_id"
+        }
+        EntityKind::Book => {
+            "INSERT INTO book_external_ids (book_id, provider, external_id, last_synced_at)
+             VALUES (?, ?, ?, ?)
+             ON CONFLICT (book_id, provider) DO UPDATE SET
+               last_synced_at = CASE
+                 WHEN excluded.last_synced_at IS NOT NULL THEN excluded.last_synced_at
+                 WHEN external_id = excluded.external_id THEN last_synced_at
+                 ELSE NULL END,
+               external_id = excluded.external_id"
+        }
+    };
+    for (provider, id) in ids {
+        sqlx::query(sql)
+            .bind(row_id)
+            .bind(provider)
+            .bind(&id.id)
+            .bind(id.last_synced_at.map(timestamp))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert_entry_result(tx: &mut Tx, run_id: i64, seq: i64, result: &EntryResult) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO run_entries (run_id, seq, kind, entry, title, outcome, reason, changes)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(run_id)
+    .bind(seq)
+    .bind(result.kind.as_str())
+    .bind(&result.entry)
+    .bind(&result.title)
+    .bind(&result.outcome)
+    .bind(&result.reason)
+    .bind(serde_json::to_string(&result.changes).expect("changes serialise"))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn json_object(text: String) -> Result<Map<String, Value>, StoreError> {
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(StoreError::Corrupt { what: "metadata", reason: "not a JSON object".into() }),
+        Err(e) => Err(StoreError::Corrupt { what: "metadata", reason: e.to_string() }),
+    }
+}
+
+fn json_list(text: String) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt { what: "locks", reason: e.to_string() })
+}
+
+fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<JobRow, StoreError> {
+    let spec_text: String = row.get("spec");
+    let spec_json: Value = serde_json::from_str(&spec_text)
+        .map_err(|e| StoreError::Corrupt { what: "job spec", reason: e.to_string() })?;
+    let spec = serde_json::from_value(spec_json.clone())
+        .map_err(|e| StoreError::Corrupt { what: "job spec", reason: e.to_string() })?;
+    let created: String = row.get("created_at");
+    let updated: String = row.get("updated_at");
+    Ok(JobRow {
+        id: row.get("id"),
+        name: row.get("name"),
+        library_id: row.get("library_id"),
+        provider: row.get("provider"),
+        enabled: row.get("enabled"),
+        spec,
+        spec_json,
+        source: row.get("source"),
+        source_file: row.get("source_file"),
+        source_line: row.get("source_line"),
+        content_hash: row.get("content_hash"),
+        created_at: parse_timestamp(&created)?,
+        updated_at: parse_timestamp(&updated)?,
+    })
+}
+
+fn run_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<RunRow, StoreError> {
+    let time = |name: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+        let text: Option<String> = row.get(name);
+        text.as_deref().map(parse_timestamp).transpose()
+    };
+    let totals: String = row.get("totals");
+    Ok(RunRow {
+        id: row.get("id"),
+        job_id: row.get("job_id"),
+        trigger: row.get("trigger"),
+        status: row.get("status"),
+        slot: time("slot")?,
+        queued_at: time("queued_at")?.unwrap_or_default(),
+        started_at: time("started_at")?,
+        finished_at: time("finished_at")?,
+        totals: serde_json::from_str(&totals)
+            .map_err(|e| StoreError::Corrupt { what: "run totals", reason: e.to_string() })?,
+        error: row.get("error"),
+    })
+}

@@ -1,0 +1,46 @@
+//! The watcher: turns file-system events under `jobs.d/` into "reconcile now" signals. It only
+//! says that something changed; the reconciler rescans and compares by content hash, so a
+//! missed or duplicated event costs one pass, never a wrong job.
+//!
+//! The directory is watched, not its files: editors save by writing a temporary file and
+//! renaming it over the old one, and a watch on the old inode would go quiet.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use tokio::sync::mpsc;
+
+/// How long events settle before one signal goes out. Much higher and a save takes visibly
+/// long to go live; much lower and an editor's write-rename pair becomes two passes.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// A running watch; dropping it stops the events.
+pub struct Watch {
+    _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+}
+
+/// Watches `dir` (and its parent, so a deleted and recreated directory is noticed) and sends
+/// `()` on `signal` after each burst of changes.
+pub fn watch(dir: &Path, signal: mpsc::Sender<()>) -> notify::Result<Watch> {
+    let dir_for_events: PathBuf = dir.to_path_buf();
+    let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
+        let relevant = match &result {
+            Ok(events) => events.iter().any(|e| {
+                e.need_rescan() || e.paths.iter().any(|p| p.starts_with(&dir_for_events))
+            }),
+            // An error (an overflowed queue, say) may have lost events: rescan.
+            Err(_) => true,
+        };
+        if relevant {
+            // A full channel already holds a pending signal, which is all that is needed.
+            let _ = signal.try_send(());
+        }
+    })?;
+    if let Some(parent) = dir.parent().filter(|p| p.is_dir()) {
+        debouncer.watch(parent, RecursiveMode::NonRecursive)?;
+    }
+    debouncer.watch(dir, RecursiveMode::Recursive)?;
+    Ok(Watch { _debouncer: debouncer })
+}
