@@ -34,11 +34,7 @@ struct RpcError {
 
 impl RpcError {
     fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError {
-            code,
-            message: message.into(),
-            data: None,
-        }
+        RpcError { code, message: message.into(), data: None }
     }
 }
 
@@ -59,10 +55,7 @@ fn handle(line: &str) {
     let request: Value = match serde_json::from_str(line) {
         Ok(request) => request,
         Err(_) => {
-            return send(&error_reply(
-                Value::Null,
-                RpcError::new(-32700, "Parse error"),
-            ));
+            return send(&error_reply(Value::Null, RpcError::new(-32700, "Parse error")));
         }
     };
     let method = request["method"].as_str().unwrap_or_default();
@@ -97,12 +90,9 @@ fn answer(method: &str, params: &Value) -> Result<Value, RpcError> {
 
 fn manifest() -> Value {
     let kinds: Vec<String> = match std::env::var("ECHO_CAPABILITIES") {
-        Ok(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(String::from)
-            .collect(),
+        Ok(list) => {
+            list.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect()
+        }
         Err(_) => vec!["series".to_owned(), "book".to_owned()],
     };
     json!({
@@ -183,10 +173,7 @@ fn send(message: &Value) {
 fn send_line(line: &str) {
     // The lock keeps lines from concurrent threads whole.
     let mut stdout = io::stdout().lock();
-    if writeln!(stdout, "{line}")
-        .and_then(|()| stdout.flush())
-        .is_err()
-    {
+    if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
         // Nobody reads our answers any more.
         process::exit(0);
     }

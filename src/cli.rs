@@ -16,7 +16,7 @@ use crate::provider::Registry;
 use crate::reconcile::{self, Options};
 use crate::run::{Runner, Trigger};
 use crate::schedule::{self, Timing};
-use crate::store::{JobRow, RunRow, Store};
+use crate::store::{ImportMode, JobRow, RunRow, Store};
 use crate::validate::{self, Context};
 
 /// Exit codes: 0 fine, 1 errors found, 2 usage or I/O error, 3 changes pending (dry run).
@@ -29,7 +29,11 @@ pub enum Exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "curator", version, about = "Scheduled metadata-refresh jobs for a library, declared as YAML files in jobs.d/")]
+#[command(
+    name = "curator",
+    version,
+    about = "Scheduled metadata-refresh jobs for a library, declared as YAML files in jobs.d/"
+)]
 pub struct Cli {
     /// The config file [default: ./curator.yaml when it exists]
     #[arg(long, global = true, env = "CURATOR_CONFIG")]
@@ -195,14 +199,22 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                     reconcile_cmd(&config, options, output).await
                 }
                 Command::Serve => crate::serve::serve(config).await.map(|()| Exit::Ok),
-                Command::Jobs { command: JobsCommand::List { output } } => jobs_list(&config, output).await,
-                Command::Jobs { command: JobsCommand::Show { id, output } } => jobs_show(&config, &id, output).await,
+                Command::Jobs { command: JobsCommand::List { output } } => {
+                    jobs_list(&config, output).await
+                }
+                Command::Jobs { command: JobsCommand::Show { id, output } } => {
+                    jobs_show(&config, &id, output).await
+                }
                 Command::Run { id, wait, output } => run_cmd(&config, &id, wait, output).await,
                 Command::Runs { command: RunsCommand::List { job, limit, output } } => {
                     runs_list(&config, job.as_deref(), limit, output).await
                 }
-                Command::Runs { command: RunsCommand::Show { run, output } } => runs_show(&config, run, output).await,
-                Command::Catalog { command: CatalogCommand::Import { file } } => catalog_import(&config, &file).await,
+                Command::Runs { command: RunsCommand::Show { run, output } } => {
+                    runs_show(&config, run, output).await
+                }
+                Command::Catalog { command: CatalogCommand::Import { file } } => {
+                    catalog_import(&config, &file).await
+                }
                 Command::Catalog { command: CatalogCommand::Export { library, format } } => {
                     catalog_export(&config, library.as_deref(), format).await
                 }
@@ -237,7 +249,8 @@ async fn validate_cmd(
         },
         _ => None,
     };
-    let root = config.as_ref().map(|c| c.jobs_dir.clone()).unwrap_or_else(|| PathBuf::from("jobs.d"));
+    let root =
+        config.as_ref().map(|c| c.jobs_dir.clone()).unwrap_or_else(|| PathBuf::from("jobs.d"));
     let paths = if paths.is_empty() { vec![root.clone()] } else { paths };
     let ctx = Context { config: config.as_ref(), libraries: libraries.as_ref() };
     let report = match validate::check_paths(&paths, &root, &ctx) {
@@ -261,7 +274,9 @@ async fn reconcile_cmd(config: &Config, options: Options, output: Output) -> any
     let store = Store::open(&config.database).await?;
     let plan = reconcile::reconcile(&store, config, options).await?;
     match output {
-        Output::Text => print!("{}", reconcile::render_text(&plan, config.timezone, options.dry_run)),
+        Output::Text => {
+            print!("{}", reconcile::render_text(&plan, config.timezone, options.dry_run))
+        }
         Output::Json => print!("{}", reconcile::render_json(&plan)),
     }
     Ok(if plan.has_errors() {
@@ -306,12 +321,18 @@ async fn jobs_list(config: &Config, output: Output) -> anyhow::Result<Exit> {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(Exit::Ok);
     }
-    let mut rows = vec![["ID", "LIBRARY", "ENABLED", "SCHEDULE", "NEXT RUN", "PROVIDER", "SCOPE", "LAST RUN"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["ID", "LIBRARY", "ENABLED", "SCHEDULE", "NEXT RUN", "PROVIDER", "SCOPE", "LAST RUN"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for job in &jobs {
         let timing = timing_of(job, config);
         let zone = timing.as_ref().map_or(config.timezone, |t| t.zone);
         let next = match next_fire(job, config) {
-            Some(t) => format!("{} {}", t.with_timezone(&zone).format("%Y-%m-%d %H:%M"), zone.name()),
+            Some(t) => {
+                format!("{} {}", t.with_timezone(&zone).format("%Y-%m-%d %H:%M"), zone.name())
+            }
             None if !job.enabled => "disabled".into(),
             None => "never".into(),
         };
@@ -340,7 +361,9 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
     let runs = store.runs(Some(id), 10).await?;
     let timing = timing_of(&job, config);
     let fires: Vec<DateTime<Utc>> = match &timing {
-        Some(t) if job.enabled => t.next_slots(Utc::now(), 3).into_iter().map(|s| t.fire_time(s)).collect(),
+        Some(t) if job.enabled => {
+            t.next_slots(Utc::now(), 3).into_iter().map(|s| t.fire_time(s)).collect()
+        }
         _ => Vec::new(),
     };
     if output == Output::Json {
@@ -351,14 +374,31 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
     let mut out = String::new();
     let _ = writeln!(out, "job:       {}", job.id);
     let _ = writeln!(out, "name:      {}", job.name);
-    let _ = writeln!(out, "source:    {}:{} (hash {})", job.source_file, job.source_line, &job.content_hash[..12]);
+    let _ = writeln!(
+        out,
+        "source:    {}:{} (hash {})",
+        job.source_file,
+        job.source_line,
+        &job.content_hash[..12]
+    );
     let _ = writeln!(out, "enabled:   {}", job.enabled);
     if let Some(t) = &timing {
-        let _ = writeln!(out, "schedule:  {} ({}) in {}", job.spec.schedule.cron, t.describe(), t.zone.name());
+        let _ = writeln!(
+            out,
+            "schedule:  {} ({}) in {}",
+            job.spec.schedule.cron,
+            t.describe(),
+            t.zone.name()
+        );
     }
     for f in &fires {
         let zone = timing.as_ref().map_or(config.timezone, |t| t.zone);
-        let _ = writeln!(out, "next:      {} ({})", f.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z"), f.format("%Y-%m-%d %H:%M:%S UTC"));
+        let _ = writeln!(
+            out,
+            "next:      {} ({})",
+            f.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z"),
+            f.format("%Y-%m-%d %H:%M:%S UTC")
+        );
     }
     let _ = writeln!(out, "\n{}", job.source.trim_end());
     if !runs.is_empty() {
@@ -375,8 +415,11 @@ async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyho
     let store = Store::open(&config.database).await?;
     let job = store.job(id).await?;
     if !wait {
-        let run_id = store.create_run(&job.id, Trigger::Manual.as_str(), "queued", None, None).await?;
-        println!("queued run {run_id} of `{id}`: a running `curator serve` starts it within seconds");
+        let run_id =
+            store.create_run(&job.id, Trigger::Manual.as_str(), "queued", None, None).await?;
+        println!(
+            "queued run {run_id} of `{id}`: a running `curator serve` starts it within seconds"
+        );
         return Ok(Exit::Ok);
     }
     let registry = Arc::new(Registry::new(&config.providers));
@@ -391,7 +434,12 @@ async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyho
     })
 }
 
-async fn runs_list(config: &Config, job: Option<&str>, limit: i64, output: Output) -> anyhow::Result<Exit> {
+async fn runs_list(
+    config: &Config,
+    job: Option<&str>,
+    limit: i64,
+    output: Output,
+) -> anyhow::Result<Exit> {
     let store = Store::open(&config.database).await?;
     let runs = store.runs(job, limit).await?;
     if output == Output::Json {
@@ -447,7 +495,7 @@ async fn show_run(store: &Store, run: &RunRow, output: Output) -> anyhow::Result
 async fn catalog_import(config: &Config, file: &std::path::Path) -> anyhow::Result<Exit> {
     let catalog = CatalogFile::read(file)?;
     let store = Store::open(&config.database).await?;
-    let counts = store.import_catalog(&catalog).await?;
+    let counts = store.import_catalog(&catalog, ImportMode::Upsert).await?;
     println!(
         "imported {}: {} libraries, {} series, {} books",
         file.display(),
@@ -458,7 +506,11 @@ async fn catalog_import(config: &Config, file: &std::path::Path) -> anyhow::Resu
     Ok(Exit::Ok)
 }
 
-async fn catalog_export(config: &Config, library: Option<&str>, format: ExportFormat) -> anyhow::Result<Exit> {
+async fn catalog_export(
+    config: &Config,
+    library: Option<&str>,
+    format: ExportFormat,
+) -> anyhow::Result<Exit> {
     let store = Store::open(&config.database).await?;
     let catalog = store.export_catalog(library).await?;
     let value = serde_json::to_value(&catalog)?;
@@ -466,7 +518,9 @@ async fn catalog_export(config: &Config, library: Option<&str>, format: ExportFo
         ExportFormat::Json => println!("{}", serde_json::to_string_pretty(&value)?),
         ExportFormat::Yaml => {
             let mut text = String::new();
-            saphyr::YamlEmitter::new(&mut text).dump(&to_yaml(&value)).context("cannot write YAML")?;
+            saphyr::YamlEmitter::new(&mut text)
+                .dump(&to_yaml(&value))
+                .context("cannot write YAML")?;
             println!("{}", text.trim_start_matches("---\n"));
         }
     }
@@ -508,7 +562,9 @@ fn schedule_cmd(
     };
     let start = match from {
         Some(text) => DateTime::parse_from_rfc3339(&text)
-            .with_context(|| format!("`{text}` is not an RFC 3339 time (like 2026-12-03T04:00:00Z)"))?
+            .with_context(|| {
+                format!("`{text}` is not an RFC 3339 time (like 2026-12-03T04:00:00Z)")
+            })?
             .with_timezone(&Utc),
         None => Utc::now(),
     };
@@ -528,7 +584,11 @@ fn schedule_cmd(
     } else {
         println!("{cron}: {} ({})", timing.describe(), zone.name());
         for t in &slots {
-            println!("{}  {}", t.format("%Y-%m-%d %H:%M:%S UTC"), t.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z"));
+            println!(
+                "{}  {}",
+                t.format("%Y-%m-%d %H:%M:%S UTC"),
+                t.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z")
+            );
         }
     }
     Ok(Exit::Ok)

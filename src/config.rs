@@ -197,7 +197,11 @@ impl Config {
             check_provider(&origin, provider)?;
         }
         if let Some(dup) = first_duplicate(providers.iter().map(|p| p.name.as_str())) {
-            return Err(ConfigError::at(&origin, None, format!("provider `{dup}` is declared twice")));
+            return Err(ConfigError::at(
+                &origin,
+                None,
+                format!("provider `{dup}` is declared twice"),
+            ));
         }
         Ok(Config {
             source: path,
@@ -236,11 +240,8 @@ pub fn deserialize_at<T: serde::de::DeserializeOwned>(
         let pointer = path_to_pointer(e.path());
         let pos = doc.spans.value(&pointer);
         let at = yaml::pointer_to_path(&pointer);
-        let message = if at.is_empty() {
-            e.inner().to_string()
-        } else {
-            format!("`{at}`: {}", e.inner())
-        };
+        let message =
+            if at.is_empty() { e.inner().to_string() } else { format!("`{at}`: {}", e.inner()) };
         ConfigError::at(path, Some(pos), message)
     })
 }
@@ -262,7 +263,9 @@ fn check_provider(origin: &Path, provider: &ProviderConfig) -> Result<(), Config
     let fail = |message: String| Err(ConfigError::at(origin, None, message));
     let name = &provider.name;
     let valid_name = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !valid_name {
         return fail(format!(
             "provider name `{name}` must use lower-case letters, digits, `-` and `_`"
@@ -278,9 +281,8 @@ fn check_provider(origin: &Path, provider: &ProviderConfig) -> Result<(), Config
         _ => {}
     }
     for permission in &provider.permissions {
-        let known = permission
-            .strip_prefix("metadata:write:")
-            .is_some_and(fields::known_permission);
+        let known =
+            permission.strip_prefix("metadata:write:").is_some_and(fields::known_permission);
         if !known {
             return fail(format!(
                 "provider `{name}` has unknown permission `{permission}`: expected \
@@ -342,13 +344,19 @@ mod tests {
 
     #[test]
     fn passwords_never_print() {
-        assert_eq!(redact_url("postgres://app:hunter2@db/curator"), "postgres://app:<redacted>@db/curator");
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db/curator"),
+            "postgres://app:<redacted>@db/curator"
+        );
         assert_eq!(redact_url("sqlite://data/curator.db"), "sqlite://data/curator.db");
     }
 
     #[test]
     fn relative_sqlite_paths_follow_the_config_file() {
-        assert_eq!(resolve_sqlite("sqlite://data/c.db", Path::new("/srv/cur")), "sqlite:///srv/cur/data/c.db");
+        assert_eq!(
+            resolve_sqlite("sqlite://data/c.db", Path::new("/srv/cur")),
+            "sqlite:///srv/cur/data/c.db"
+        );
         assert_eq!(resolve_sqlite("sqlite:///abs/c.db", Path::new("/srv")), "sqlite:///abs/c.db");
     }
 

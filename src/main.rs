@@ -12,8 +12,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server logs its lifecycle; one-shot commands speak through their output.
     let default_level = if matches!(cli.command, Command::Serve) { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_env("CURATOR_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_env("CURATOR_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Human => builder.init(),

@@ -40,6 +40,7 @@ pub struct FieldDiff {
 #[serde(rename_all = "camelCase")]
 pub struct Planned {
     pub id: String,
+    /// The file as the user names it (`jobs.d/manga/ratings.yaml`).
     pub file: String,
     pub line: usize,
     pub diffs: Vec<FieldDiff>,
@@ -82,7 +83,11 @@ impl Plan {
 }
 
 /// Plans and (unless `dry_run`) applies one pass over the config's jobs directory.
-pub async fn reconcile(store: &Store, config: &Config, options: Options) -> Result<Plan, StoreError> {
+pub async fn reconcile(
+    store: &Store,
+    config: &Config,
+    options: Options,
+) -> Result<Plan, StoreError> {
     let libraries = store.library_ids().await?;
     let current = store.jobs().await?;
     let ctx = Context { config: Some(config), libraries: Some(&libraries) };
@@ -101,12 +106,20 @@ pub async fn reconcile(store: &Store, config: &Config, options: Options) -> Resu
 }
 
 /// Computes the plan from the directory and the current rows, without touching the database.
-pub fn plan(jobs_dir: &Path, ctx: &Context, current: &[JobRow], zone: chrono_tz::Tz, options: Options) -> Plan {
+pub fn plan(
+    jobs_dir: &Path,
+    ctx: &Context,
+    current: &[JobRow],
+    zone: chrono_tz::Tz,
+    options: Options,
+) -> Plan {
     let (report, readable) = match validate::check_dir(jobs_dir, ctx) {
         Ok(report) => (report, true),
         Err(e) => {
             let mut report = Report::default();
-            report.notes.push(format!("cannot read the jobs directory {}: {e}", jobs_dir.display()));
+            report
+                .notes
+                .push(format!("cannot read the jobs directory {}: {e}", jobs_dir.display()));
             (report, false)
         }
     };
@@ -125,16 +138,25 @@ pub fn plan(jobs_dir: &Path, ctx: &Context, current: &[JobRow], zone: chrono_tz:
         protected.extend(file.declared_ids.iter().map(String::as_str));
     }
 
-    let mut desired: BTreeMap<&str, (&str, &ValidJob)> = BTreeMap::new();
+    let mut desired: BTreeMap<&str, (&validate::FileReport, &ValidJob)> = BTreeMap::new();
     for file in &report.files {
         for job in &file.jobs {
-            desired.insert(job.id.as_str(), (file.relative.as_str(), job));
+            desired.insert(job.id.as_str(), (file, job));
         }
     }
     for (id, (file, job)) in &desired {
-        let write = job_write(job, file);
+        let write = job_write(job, &file.relative);
+        let file = file.file.display().to_string();
+        let file = file.as_str();
         match by_id.get(id) {
-            None => plan.create.push(planned(job, file, diff(&Value::Null, &job.normalized), zone, write, true)),
+            None => plan.create.push(planned(
+                job,
+                file,
+                diff(&Value::Null, &job.normalized),
+                zone,
+                write,
+                true,
+            )),
             Some(row) if !same(row, &write) => {
                 let mut diffs = diff(&row.spec_json, &job.normalized);
                 if row.source_file != write.source_file {
@@ -154,7 +176,10 @@ pub fn plan(jobs_dir: &Path, ctx: &Context, current: &[JobRow], zone: chrono_tz:
         if desired.contains_key(row.id.as_str()) {
             continue;
         }
-        let entry = Kept { id: row.id.clone(), file: row.source_file.clone() };
+        let entry = Kept {
+            id: row.id.clone(),
+            file: jobs_dir.join(&row.source_file).display().to_string(),
+        };
         if protected.contains(row.id.as_str()) {
             plan.kept.push(entry);
         } else {
@@ -162,7 +187,10 @@ pub fn plan(jobs_dir: &Path, ctx: &Context, current: &[JobRow], zone: chrono_tz:
         }
     }
 
-    if !plan.delete.is_empty() && !options.allow_empty && (!readable || desired.is_empty() && protected.is_empty()) {
+    if !plan.delete.is_empty()
+        && !options.allow_empty
+        && (!readable || desired.is_empty() && protected.is_empty())
+    {
         plan.refused = Some(format!(
             "the jobs directory {} is {}: refusing to delete all {} job(s); pass --allow-empty \
              to delete them",
@@ -171,7 +199,11 @@ pub fn plan(jobs_dir: &Path, ctx: &Context, current: &[JobRow], zone: chrono_tz:
             plan.delete.len()
         ));
         plan.delete.clear();
-    } else if !options.allow_mass_delete && plan.delete.len() * 2 > current.len() && current.len() > 1 {
+    } else if !options.allow_mass_delete
+        && !(options.allow_empty && desired.is_empty())
+        && plan.delete.len() * 2 > current.len()
+        && current.len() > 1
+    {
         plan.refused = Some(format!(
             "the plan would delete {} of {} jobs, more than half: refusing; pass \
              --allow-mass-delete if that is intended",
@@ -208,7 +240,14 @@ fn same(row: &JobRow, write: &JobWrite) -> bool {
         && row.name == write.name
 }
 
-fn planned(job: &ValidJob, file: &str, diffs: Vec<FieldDiff>, zone: chrono_tz::Tz, write: JobWrite, with_fires: bool) -> Planned {
+fn planned(
+    job: &ValidJob,
+    file: &str,
+    diffs: Vec<FieldDiff>,
+    zone: chrono_tz::Tz,
+    write: JobWrite,
+    with_fires: bool,
+) -> Planned {
     let next_fires = if with_fires {
         Timing::new(&job.id, &job.spec.schedule, zone)
             .map(|t| t.next_slots(Utc::now(), 3).into_iter().map(|s| t.fire_time(s)).collect())
@@ -232,7 +271,12 @@ fn diff_into(path: &str, old: &Value, new: &Value, out: &mut Vec<FieldDiff>) {
             let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for key in keys {
                 let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                diff_into(&child, a.get(key).unwrap_or(&Value::Null), b.get(key).unwrap_or(&Value::Null), out);
+                diff_into(
+                    &child,
+                    a.get(key).unwrap_or(&Value::Null),
+                    b.get(key).unwrap_or(&Value::Null),
+                    out,
+                );
             }
         }
         (Value::Null, Value::Object(b)) => {
@@ -294,24 +338,28 @@ pub fn render_text(plan: &Plan, zone: chrono_tz::Tz, dry_run: bool) -> String {
         let _ = writeln!(out, "- delete {} (was in {})", d.id, d.file);
     }
     for k in &plan.kept {
-        let _ = writeln!(out, "! keep {}: {} has errors, the job keeps its last good version", k.id, k.file);
+        let _ = writeln!(
+            out,
+            "! keep {}: {} has errors, the job keeps its last good version",
+            k.id, k.file
+        );
     }
     if let Some(reason) = &plan.refused {
         let _ = writeln!(out, "error: {reason}");
     }
-    let verb = if dry_run { "Plan" } else { "Applied" };
-    let _ = writeln!(
-        out,
-        "{verb}: {} to create, {} to update, {} to delete, {} unchanged, {} kept.",
-        plan.create.len(),
-        plan.update.len(),
-        plan.delete.len(),
-        plan.unchanged.len(),
-        plan.kept.len()
-    );
-    if !dry_run {
-        out = out.replace(" to create", " created").replace(" to update", " updated").replace(" to delete", " deleted");
-    }
+    let (create, update, delete) = (plan.create.len(), plan.update.len(), plan.delete.len());
+    let (unchanged, kept) = (plan.unchanged.len(), plan.kept.len());
+    let _ = if dry_run {
+        writeln!(
+            out,
+            "Plan: {create} to create, {update} to update, {delete} to delete, {unchanged} unchanged, {kept} kept."
+        )
+    } else {
+        writeln!(
+            out,
+            "Applied: {create} created, {update} updated, {delete} deleted, {unchanged} unchanged, {kept} kept."
+        )
+    };
     out
 }
 
@@ -322,7 +370,13 @@ fn fires(out: &mut String, p: &Planned, zone: chrono_tz::Tz) {
         .unwrap_or(zone);
     for t in &p.next_fires {
         let local = t.with_timezone(&zone);
-        let _ = writeln!(out, "    next: {} ({} {})", t.format("%Y-%m-%d %H:%M:%S UTC"), local.format("%Y-%m-%d %H:%M:%S"), zone.name());
+        let _ = writeln!(
+            out,
+            "    next: {} ({} {})",
+            t.format("%Y-%m-%d %H:%M:%S UTC"),
+            local.format("%Y-%m-%d %H:%M:%S"),
+            zone.name()
+        );
     }
 }
 

@@ -71,10 +71,14 @@ impl Runner {
         if !self.running.lock().expect("running set lock").insert(job.id.clone()) {
             let reason = "the previous run of this job is still going";
             tracing::warn!(job.id = %job.id, reason, "firing skipped");
-            return self.store.create_run(&job.id, trigger.as_str(), "skipped", slot, Some(reason)).await;
+            return self
+                .store
+                .create_run(&job.id, trigger.as_str(), "skipped", slot, Some(reason))
+                .await;
         }
         let result = async {
-            let run_id = self.store.create_run(&job.id, trigger.as_str(), "running", slot, None).await?;
+            let run_id =
+                self.store.create_run(&job.id, trigger.as_str(), "running", slot, None).await?;
             self.execute(job, run_id).await?;
             Ok(run_id)
         }
@@ -104,7 +108,9 @@ impl Runner {
             Err(e) => return self.fail(run_id, &e.to_string()).await,
         };
         let capabilities = provider.capabilities();
-        if (spec.scope.series() && !capabilities.series) || (spec.scope.books() && !capabilities.book) {
+        if (spec.scope.series() && !capabilities.series)
+            || (spec.scope.books() && !capabilities.book)
+        {
             let reason = format!(
                 "provider `{provider_name}` cannot serve scope `{}` (it provides series: {}, books: {})",
                 spec.scope.as_str(),
@@ -117,13 +123,18 @@ impl Runner {
         // Plan: the library's entries in scope, then the filters, least recently synced first.
         let mut entries = Vec::new();
         if spec.scope.series() {
-            entries.extend(self.store.entries(&spec.library, EntityKind::Series, &provider_name).await?);
+            entries.extend(
+                self.store.entries(&spec.library, EntityKind::Series, &provider_name).await?,
+            );
         }
         if spec.scope.books() {
-            entries.extend(self.store.entries(&spec.library, EntityKind::Book, &provider_name).await?);
+            entries
+                .extend(self.store.entries(&spec.library, EntityKind::Book, &provider_name).await?);
         }
         let now = Utc::now();
-        let window = chrono::Duration::seconds(spec.skip_recently_synced_within_s.min(i64::MAX as u64) as i64);
+        let window = chrono::Duration::seconds(
+            spec.skip_recently_synced_within_s.min(i64::MAX as u64) as i64,
+        );
         let mut work = Vec::new();
         let mut skipped = Vec::new();
         for entry in entries {
@@ -132,7 +143,10 @@ impl Runner {
             } else if spec.skip_recently_synced_within_s > 0
                 && entry.last_synced_at.is_some_and(|t| t > now - window)
             {
-                Some(format!("recent: synced from `{provider_name}` within {}s", spec.skip_recently_synced_within_s))
+                Some(format!(
+                    "recent: synced from `{provider_name}` within {}s",
+                    spec.skip_recently_synced_within_s
+                ))
             } else {
                 None
             };
@@ -141,7 +155,9 @@ impl Runner {
                 None => work.push(entry),
             }
         }
-        work.sort_by(|a, b| (a.last_synced_at, a.kind as u8, &a.key).cmp(&(b.last_synced_at, b.kind as u8, &b.key)));
+        work.sort_by(|a, b| {
+            (a.last_synced_at, a.kind as u8, &a.key).cmp(&(b.last_synced_at, b.kind as u8, &b.key))
+        });
         tracing::info!(entries = work.len(), skipped = skipped.len(), "run planned");
 
         let mut totals = Totals::default();
@@ -165,7 +181,8 @@ impl Runner {
         let limit = Arc::new(Semaphore::new(usize::from(spec.max_concurrency.clamp(1, 16))));
         let mut tasks = JoinSet::new();
         for (seq, entry) in work.into_iter().enumerate() {
-            let (store, provider, selection, limit) = (self.store.clone(), provider.clone(), selection.clone(), limit.clone());
+            let (store, provider, selection, limit) =
+                (self.store.clone(), provider.clone(), selection.clone(), limit.clone());
             let provider_name = provider_name.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
@@ -175,7 +192,9 @@ impl Runner {
                     Ok(metadata) => (decide(&entry, &metadata, &selection), Some(Utc::now())),
                     Err(e) => (result(&entry, "failed", Some(e.to_string()), Vec::new()), None),
                 };
-                store.write_entry(run_id, seq as i64, &entry, &provider_name, synced, &outcome).await?;
+                store
+                    .write_entry(run_id, seq as i64, &entry, &provider_name, synced, &outcome)
+                    .await?;
                 Ok::<_, StoreError>(outcome)
             });
         }
@@ -206,7 +225,13 @@ impl Runner {
         let error = store_error.map(|e| e.to_string()).or_else(|| {
             (totals.failed > 0).then(|| format!("{} of {attempted} entries failed", totals.failed))
         });
-        tracing::info!(status, updated = totals.updated, unchanged = totals.unchanged, failed = totals.failed, "run finished");
+        tracing::info!(
+            status,
+            updated = totals.updated,
+            unchanged = totals.unchanged,
+            failed = totals.failed,
+            "run finished"
+        );
         self.store.finish_run(run_id, status, &totals.to_json(), error.as_deref()).await
     }
 
@@ -227,7 +252,11 @@ async fn fetch(
         match provider.get(kind, external_id).await {
             Err(ProviderError::RateLimited { retry_after, .. }) if waits < MAX_RATE_LIMIT_WAITS => {
                 waits += 1;
-                tracing::warn!(provider = provider.name(), wait_s = retry_after.as_secs_f64(), "provider asked to wait");
+                tracing::warn!(
+                    provider = provider.name(),
+                    wait_s = retry_after.as_secs_f64(),
+                    "provider asked to wait"
+                );
                 tokio::time::sleep(retry_after.min(MAX_RATE_LIMIT_WAIT)).await;
             }
             other => return other,
@@ -263,7 +292,9 @@ pub fn decide(entry: &Entry, response: &Metadata, selection: &Selection) -> Entr
             continue;
         }
         if let Err(expected) = fields::check_shape(field, value) {
-            held.entry("refused").or_default().push(format!("{} (`{value}`: {expected})", field.name));
+            held.entry("refused")
+                .or_default()
+                .push(format!("{} (`{value}`: {expected})", field.name));
             continue;
         }
         let current = entry.metadata.get(field.name).cloned().unwrap_or(Value::Null);
@@ -272,11 +303,18 @@ pub fn decide(entry: &Entry, response: &Metadata, selection: &Selection) -> Entr
         } else if entry.locks.iter().any(|l| l == field.name) {
             held.entry("locked").or_default().push(field.name.to_string());
         } else {
-            changes.push(Change { field: field.name.to_string(), before: current, after: value.clone() });
+            changes.push(Change {
+                field: field.name.to_string(),
+                before: current,
+                after: value.clone(),
+            });
         }
     }
     let reason = (!held.is_empty()).then(|| {
-        held.iter().map(|(why, names)| format!("{why}: {}", names.join(", "))).collect::<Vec<_>>().join("; ")
+        held.iter()
+            .map(|(why, names)| format!("{why}: {}", names.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
     });
     let outcome = if !changes.is_empty() {
         "updated"
@@ -290,7 +328,12 @@ pub fn decide(entry: &Entry, response: &Metadata, selection: &Selection) -> Entr
     result(entry, outcome, reason, changes)
 }
 
-fn result(entry: &Entry, outcome: &str, reason: Option<String>, changes: Vec<Change>) -> EntryResult {
+fn result(
+    entry: &Entry,
+    outcome: &str,
+    reason: Option<String>,
+    changes: Vec<Change>,
+) -> EntryResult {
     EntryResult {
         kind: entry.kind,
         entry: entry.key.clone(),
@@ -361,19 +404,29 @@ mod tests {
         Selection {
             series: fields.iter().copied().collect(),
             books: HashSet::new(),
-            permissions: Permissions::new(&permissions.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
+            permissions: Permissions::new(
+                &permissions.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            ),
         }
     }
 
     #[test]
     fn only_selected_permitted_unlocked_changed_fields_are_written() {
-        let e = entry(json!({"status": "ongoing", "totalVolumeCount": 10, "summary": "old", "year": 2020}), &["summary"]);
+        let e = entry(
+            json!({"status": "ongoing", "totalVolumeCount": 10, "summary": "old", "year": 2020}),
+            &["summary"],
+        );
         let response = json!({"status": "ended", "totalVolumeCount": 12, "summary": "new", "year": 2020, "genres": ["X"]});
-        let s = selection(&["status", "totalVolumeCount", "summary", "year"], &["metadata:write:*"]);
+        let s =
+            selection(&["status", "totalVolumeCount", "summary", "year"], &["metadata:write:*"]);
         let r = decide(&e, response.as_object().unwrap(), &s);
         assert_eq!(r.outcome, "updated");
         let written: Vec<&str> = r.changes.iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(written, ["status", "totalVolumeCount"], "genres is outside the groups, summary is locked, year is unchanged");
+        assert_eq!(
+            written,
+            ["status", "totalVolumeCount"],
+            "genres is outside the groups, summary is locked, year is unchanged"
+        );
         assert_eq!(r.reason.as_deref(), Some("locked: summary"));
     }
 

@@ -18,7 +18,7 @@ use crate::provider::Registry;
 use crate::reconcile::{self, Options};
 use crate::run::{Runner, Trigger};
 use crate::schedule::scheduler::{Firing, Scheduler};
-use crate::store::Store;
+use crate::store::{ImportMode, Store};
 use crate::watch;
 
 /// A full rescan even when no event came: the watcher's backstop.
@@ -33,12 +33,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.database).await?;
     let interrupted = store.interrupt_orphaned_runs().await?;
     if interrupted > 0 {
-        tracing::warn!(runs = interrupted, "runs left running by a stopped process marked interrupted");
+        tracing::warn!(
+            runs = interrupted,
+            "runs left running by a stopped process marked interrupted"
+        );
     }
     for path in &config.catalog {
         let catalog = CatalogFile::read(path)?;
-        let counts = store.import_catalog(&catalog).await?;
-        tracing::info!(file = %path.display(), libraries = counts.libraries, series = counts.series, books = counts.books, "catalog imported");
+        let counts = store.import_catalog(&catalog, ImportMode::Seed).await?;
+        tracing::info!(file = %path.display(), libraries = counts.libraries, series = counts.series, books = counts.books, "catalog seeded");
     }
 
     let registry = Arc::new(Registry::new(&config.providers));
@@ -52,9 +55,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on `{}`", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "listening");
 
-    pass(&store, &config, &scheduler).await;
+    // The watch starts before the first pass, so a file saved during that pass is not missed.
     let (signal_tx, signal_rx) = mpsc::channel(1);
-    let reconciler = tokio::spawn(reconcile_loop(store.clone(), config.clone(), scheduler.clone(), signal_tx, signal_rx, stop_rx.clone()));
+    let watching = start_watch(&config, signal_tx.clone());
+    pass(&store, &config, &scheduler).await;
+    let reconciler = tokio::spawn(reconcile_loop(
+        store.clone(),
+        config.clone(),
+        scheduler.clone(),
+        (watching, signal_tx, signal_rx),
+        stop_rx.clone(),
+    ));
 
     let fire = {
         let (runner, store, in_flight) = (runner.clone(), store.clone(), in_flight.clone());
@@ -65,11 +76,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 match store.job(&firing.job_id).await {
                     Ok(job) => {
                         tracing::info!(job.id = %job.id, slot = %firing.slot, "job fired");
-                        if let Err(e) = runner.run(&job, Trigger::Schedule, Some(firing.slot)).await {
+                        if let Err(e) = runner.run(&job, Trigger::Schedule, Some(firing.slot)).await
+                        {
                             tracing::error!(job.id = %job.id, error = %e, "run could not be recorded");
                         }
                     }
-                    Err(e) => tracing::warn!(job.id = %firing.job_id, error = %e, "fired job is gone"),
+                    Err(e) => {
+                        tracing::warn!(job.id = %firing.job_id, error = %e, "fired job is gone")
+                    }
                 }
                 in_flight.fetch_sub(1, Ordering::SeqCst);
             });
@@ -91,7 +105,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if in_flight.load(Ordering::SeqCst) > 0 {
-        tracing::warn!(runs = in_flight.load(Ordering::SeqCst), "runs still going at the end of the grace period; they will be marked interrupted at the next start");
+        tracing::warn!(
+            runs = in_flight.load(Ordering::SeqCst),
+            "runs still going at the end of the grace period; they will be marked interrupted at the next start"
+        );
     }
     registry.shutdown().await;
     let _ = http.await;
@@ -105,7 +122,7 @@ async fn pass(store: &Store, config: &Config, scheduler: &Scheduler) {
     match reconcile::reconcile(store, config, Options::default()).await {
         Ok(plan) => {
             for d in plan.report.diagnostics() {
-                tracing::warn!(file = %d.file, line = d.line, column = d.column, path = %d.path, "{}", d.message);
+                tracing::warn!(job.file = %d.file, "{d}");
             }
             if let Some(reason) = &plan.refused {
                 tracing::error!(reason = %reason, "deletions refused");
@@ -131,11 +148,9 @@ async fn reconcile_loop(
     store: Store,
     config: Config,
     scheduler: Arc<Scheduler>,
-    signal_tx: mpsc::Sender<()>,
-    mut signal: mpsc::Receiver<()>,
+    (mut watching, signal_tx, mut signal): (Option<Watching>, mpsc::Sender<()>, mpsc::Receiver<()>),
     mut stop: tokio_watch::Receiver<bool>,
 ) {
-    let mut watching = start_watch(&config, signal_tx.clone());
     let mut hangup = hangup_signal();
     let mut resync = tokio::time::interval(RESYNC_EVERY);
     resync.tick().await;
@@ -155,7 +170,10 @@ async fn reconcile_loop(
     }
 }
 
-fn start_watch(config: &Config, signal: mpsc::Sender<()>) -> Option<(watch::Watch, Option<u64>)> {
+/// A live watch and the inode of the directory it watches.
+type Watching = (watch::Watch, Option<u64>);
+
+fn start_watch(config: &Config, signal: mpsc::Sender<()>) -> Option<Watching> {
     match watch::watch(&config.jobs_dir, signal) {
         Ok(w) => Some((w, dir_identity(&config.jobs_dir))),
         Err(e) => {
@@ -171,7 +189,11 @@ fn dir_identity(dir: &std::path::Path) -> Option<u64> {
 }
 
 /// Runs the runs queued by `curator run` without `--wait`.
-async fn queue_loop(runner: Arc<Runner>, in_flight: Arc<AtomicUsize>, mut stop: tokio_watch::Receiver<bool>) {
+async fn queue_loop(
+    runner: Arc<Runner>,
+    in_flight: Arc<AtomicUsize>,
+    mut stop: tokio_watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(QUEUE_POLL_EVERY);
     loop {
         tokio::select! {
@@ -191,7 +213,10 @@ async fn queue_loop(runner: Arc<Runner>, in_flight: Arc<AtomicUsize>, mut stop: 
                 Ok(job) => job,
                 Err(e) => {
                     let reason = e.to_string();
-                    let _ = runner.store().finish_run(claimed.id, "failed", &serde_json::json!({}), Some(&reason)).await;
+                    let _ = runner
+                        .store()
+                        .finish_run(claimed.id, "failed", &serde_json::json!({}), Some(&reason))
+                        .await;
                     continue;
                 }
             };

@@ -137,7 +137,8 @@ pub fn check_paths(paths: &[PathBuf], root: &Path, ctx: &Context) -> std::io::Re
         if file.has_errors() {
             file.jobs.clear();
         }
-        file.diagnostics.sort_by(|a, b| (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message)));
+        file.diagnostics
+            .sort_by(|a, b| (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message)));
     }
     if ctx.config.is_none() {
         report.notes.push("no config: provider checks were skipped".into());
@@ -188,7 +189,14 @@ pub fn check_file(file: &Path, relative: &str, ctx: &Context) -> FileReport {
         Ok(docs) => docs,
         Err(e) => {
             let message = format!("invalid YAML: {}", e.message);
-            report.diagnostics.push(at(e.pos.line, e.pos.column, "", "yaml", message, Severity::Error));
+            report.diagnostics.push(at(
+                e.pos.line,
+                e.pos.column,
+                "",
+                "yaml",
+                message,
+                Severity::Error,
+            ));
             return report;
         }
     };
@@ -201,7 +209,8 @@ pub fn check_file(file: &Path, relative: &str, ctx: &Context) -> FileReport {
     let count = docs.len();
     let starts: Vec<usize> = docs.iter().map(|d| d.start.line).collect();
     for (index, doc) in docs.into_iter().enumerate() {
-        let source = SourceDoc { file: file.to_path_buf(), relative: relative.into(), index, count, doc };
+        let source =
+            SourceDoc { file: file.to_path_buf(), relative: relative.into(), index, count, doc };
         let excerpt = document_text(&text, &starts, index);
         let mut found = Vec::new();
         if let Some(job) = check_document(&source, ctx, excerpt, &mut found) {
@@ -252,10 +261,20 @@ fn document_text(text: &str, starts: &[usize], index: usize) -> String {
 
 type Found = Vec<(String, &'static str, String, Severity)>;
 
-fn check_document(source: &SourceDoc, ctx: &Context, excerpt: String, found: &mut Found) -> Option<ValidJob> {
+fn check_document(
+    source: &SourceDoc,
+    ctx: &Context,
+    excerpt: String,
+    found: &mut Found,
+) -> Option<ValidJob> {
     let value = &source.doc.value;
     if !value.is_object() {
-        found.push((String::new(), "schema", "a job must be a mapping of keys to values".into(), Severity::Error));
+        found.push((
+            String::new(),
+            "schema",
+            "a job must be a mapping of keys to values".into(),
+            Severity::Error,
+        ));
         return None;
     }
     for error in schema_validator().iter_errors(value) {
@@ -272,10 +291,7 @@ fn check_document(source: &SourceDoc, ctx: &Context, excerpt: String, found: &mu
         }
     };
     let Some(id) = source.job_id() else {
-        let message = format!(
-            "this file holds {} documents, so each must set `id`",
-            source.count
-        );
+        let message = format!("this file holds {} documents, so each must set `id`", source.count);
         found.push((String::new(), "id", message, Severity::Error));
         return None;
     };
@@ -285,7 +301,14 @@ fn check_document(source: &SourceDoc, ctx: &Context, excerpt: String, found: &mu
     }
     let normalized = serde_json::to_value(&spec).expect("a job always serialises");
     let content_hash = hex::encode(Sha256::digest(normalized.to_string().as_bytes()));
-    Some(ValidJob { id, spec, normalized, content_hash, line: source.doc.start.line, source: excerpt })
+    Some(ValidJob {
+        id,
+        spec,
+        normalized,
+        content_hash,
+        line: source.doc.start.line,
+        source: excerpt,
+    })
 }
 
 fn check_meaning(spec: &LibraryJob, ctx: &Context, found: &mut Found) {
@@ -315,16 +338,20 @@ fn check_meaning(spec: &LibraryJob, ctx: &Context, found: &mut Found) {
         error(
             "/scope",
             "selection",
-            format!("scope `{scope}` refreshes series but the job selects no series field: \
-                     set `fieldGroups` or `extraFields`"),
+            format!(
+                "scope `{scope}` refreshes series but the job selects no series field: \
+                     set `fieldGroups` or `extraFields`"
+            ),
         );
     }
     if spec.scope.books() && !books_selected {
         error(
             "/scope",
             "selection",
-            format!("scope `{scope}` refreshes books but the job selects no book field: \
-                     set `bookFieldGroups` or `bookExtraFields`"),
+            format!(
+                "scope `{scope}` refreshes books but the job selects no book field: \
+                     set `bookFieldGroups` or `bookExtraFields`"
+            ),
         );
     }
     if !spec.scope.series() && series_selected {
@@ -332,7 +359,8 @@ fn check_meaning(spec: &LibraryJob, ctx: &Context, found: &mut Found) {
         error(key, "selection", format!("series fields have no effect with scope `{scope}`"));
     }
     if !spec.scope.books() && books_selected {
-        let key = if spec.book_field_groups.is_empty() { "/bookExtraFields" } else { "/bookFieldGroups" };
+        let key =
+            if spec.book_field_groups.is_empty() { "/bookExtraFields" } else { "/bookFieldGroups" };
         error(key, "selection", format!("book fields have no effect with scope `{scope}`"));
     }
 
@@ -340,7 +368,11 @@ fn check_meaning(spec: &LibraryJob, ctx: &Context, found: &mut Found) {
         && !libraries.contains(&spec.library)
     {
         let hint = suggest(&spec.library, libraries.iter().map(String::as_str));
-        error("/library", "library", format!("library `{}` is not in the catalog{hint}", spec.library));
+        error(
+            "/library",
+            "library",
+            format!("library `{}` is not in the catalog{hint}", spec.library),
+        );
     }
     if let Some(config) = ctx.config {
         check_provider(spec, config, found);
@@ -358,7 +390,8 @@ fn check_provider(spec: &LibraryJob, config: &Config, found: &mut Found) {
         return;
     };
     if !provider.enabled {
-        let message = format!("provider `{name}` is disabled in the config: the job's runs will fail");
+        let message =
+            format!("provider `{name}` is disabled in the config: the job's runs will fail");
         found.push(("/provider".into(), "provider", message, Severity::Warning));
     }
     // A plugin's capabilities come from its manifest, known once it has started; the run
@@ -393,13 +426,15 @@ fn flag_duplicate_ids(files: &mut [FileReport]) {
         if declaring.len() < 2 {
             continue;
         }
-        let names: Vec<String> = declaring.iter().map(|&i| files[i].file.display().to_string()).collect();
+        let names: Vec<String> =
+            declaring.iter().map(|&i| files[i].file.display().to_string()).collect();
         let mut seen = HashSet::new();
         for &i in &declaring {
             if !seen.insert(i) {
                 continue;
             }
-            let message = format!("job ID `{id}` is declared more than once: in {}", names.join(", "));
+            let message =
+                format!("job ID `{id}` is declared more than once: in {}", names.join(", "));
             let file = &mut files[i];
             let line = file.jobs.iter().find(|j| j.id == id).map_or(1, |j| j.line);
             file.diagnostics.push(Diagnostic {
@@ -442,7 +477,8 @@ fn schema_problem(error: &jsonschema::ValidationError) -> (String, &'static str,
             (pointer, "missing-key", format!("{at} is missing the required key `{key}`"))
         }
         Kind::Enum { options } => {
-            let words: Vec<&str> = options.as_array().map_or(vec![], |o| o.iter().filter_map(Value::as_str).collect());
+            let words: Vec<&str> =
+                options.as_array().map_or(vec![], |o| o.iter().filter_map(Value::as_str).collect());
             let value = show(error.instance());
             let hint = match error.instance().as_str() {
                 Some(text) => suggest(text, words.iter().copied()),
@@ -457,7 +493,11 @@ fn schema_problem(error: &jsonschema::ValidationError) -> (String, &'static str,
         }
         Kind::Type { .. } => {
             let value = show(error.instance());
-            (pointer, "type", format!("`{path}`: {value} has the wrong type: {}", strip_value(error)))
+            (
+                pointer,
+                "type",
+                format!("`{path}`: {value} has the wrong type: {}", strip_value(error)),
+            )
         }
         _ => {
             let value = show(error.instance());
@@ -554,7 +594,11 @@ pub fn render(report: &Report, output: Output) -> String {
             for d in report.diagnostics() {
                 let level = if d.severity == Severity::Error { "error" } else { "warning" };
                 let message = d.message.replace('%', "%25").replace('\n', "%0A");
-                let _ = writeln!(out, "::{level} file={},line={},col={},title=curator {}::{message}", d.file, d.line, d.column, d.code);
+                let _ = writeln!(
+                    out,
+                    "::{level} file={},line={},col={},title=curator {}::{message}",
+                    d.file, d.line, d.column, d.code
+                );
             }
             for note in &report.notes {
                 let _ = writeln!(out, "::notice title=curator::{note}");
@@ -571,7 +615,11 @@ fn render_text(report: &Report) -> String {
         for d in &file.diagnostics {
             let _ = writeln!(out, "{d}");
             let lines = sources.entry(d.file.as_str()).or_insert_with(|| {
-                std::fs::read_to_string(&file.file).unwrap_or_default().lines().map(String::from).collect()
+                std::fs::read_to_string(&file.file)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(String::from)
+                    .collect()
             });
             if let Some(line) = lines.get(d.line.saturating_sub(1)) {
                 let number = d.line.to_string();
@@ -632,7 +680,10 @@ mod tests {
         let report = check(&GOOD.replace("[ratings]", "[ratngs]"));
         let d = &report.diagnostics[0];
         assert_eq!((d.line, d.column, d.path.as_str()), (9, 15, "fieldGroups[0]"), "{d}");
-        assert!(d.message.contains("`ratngs`") && d.message.contains("did you mean `ratings`?"), "{d}");
+        assert!(
+            d.message.contains("`ratngs`") && d.message.contains("did you mean `ratings`?"),
+            "{d}"
+        );
     }
 
     #[test]
@@ -640,14 +691,28 @@ mod tests {
         let text = GOOD.replace("\"0 4 * * *\"", "\"0 0 30 2 *\"\n  timezone: Mars/Olympus");
         let report = check(&text);
         let messages: Vec<String> = report.diagnostics.iter().map(|d| d.to_string()).collect();
-        assert!(messages.iter().any(|m| m.contains(":5:9: error: invalid cron expression `0 0 30 2 *`")), "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains(":6:13: error: `Mars/Olympus` is not an IANA time zone")), "{messages:?}");
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains(":5:9: error: invalid cron expression `0 0 30 2 *`")),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains(":6:13: error: `Mars/Olympus` is not an IANA time zone")),
+            "{messages:?}"
+        );
     }
 
     #[test]
     fn an_empty_selection_is_an_error_never_everything() {
         let report = check(&GOOD.replace("fieldGroups: [ratings]\n", ""));
-        assert!(report.diagnostics[0].message.contains("selects no series field"), "{:?}", report.diagnostics);
+        assert!(
+            report.diagnostics[0].message.contains("selects no series field"),
+            "{:?}",
+            report.diagnostics
+        );
     }
 
     #[test]

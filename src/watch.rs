@@ -24,11 +24,17 @@ pub struct Watch {
 /// Watches `dir` (and its parent, so a deleted and recreated directory is noticed) and sends
 /// `()` on `signal` after each burst of changes.
 pub fn watch(dir: &Path, signal: mpsc::Sender<()>) -> notify::Result<Watch> {
-    let dir_for_events: PathBuf = dir.to_path_buf();
+    // Events carry absolute paths; compare against the absolute directory.
+    let dir = &std::path::absolute(dir)?;
+    let dir_for_events: PathBuf = dir.clone();
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
         let relevant = match &result {
+            // Opening and reading files are events too, and the reconciler reads every file:
+            // counting them would make each pass trigger the next.
             Ok(events) => events.iter().any(|e| {
-                e.need_rescan() || e.paths.iter().any(|p| p.starts_with(&dir_for_events))
+                e.need_rescan()
+                    || (!matches!(e.kind, notify::EventKind::Access(_))
+                        && e.paths.iter().any(|p| p.starts_with(&dir_for_events)))
             }),
             // An error (an overflowed queue, say) may have lost events: rescan.
             Err(_) => true,

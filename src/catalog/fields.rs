@@ -208,15 +208,18 @@ pub fn check_shape(field: &Field, value: &Value) -> Result<(), String> {
         }
         Shape::Rating => is_rating(value),
         Shape::ObjectList(key) => value.as_array().is_some_and(|items| {
-            !items.is_empty() && items.iter().all(|item| item.get(key).is_some_and(Value::is_string))
+            !items.is_empty()
+                && items.iter().all(|item| item.get(key).is_some_and(Value::is_string))
         }),
         Shape::Authors => value.as_array().is_some_and(|items| {
             !items.is_empty()
-                && items.iter().all(|a| a.is_string() || a.get("name").is_some_and(Value::is_string))
+                && items
+                    .iter()
+                    .all(|a| a.is_string() || a.get("name").is_some_and(Value::is_string))
         }),
-        Shape::Date => value.as_str().is_some_and(|s| {
-            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
-        }),
+        Shape::Date => {
+            value.as_str().is_some_and(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
+        }
     };
     if ok { Ok(()) } else { Err(format!("expected {}", shape_words(field.shape))) }
 }
@@ -250,7 +253,10 @@ mod tests {
     #[test]
     fn every_series_group_selects_at_least_one_field() {
         for group in SERIES_GROUPS {
-            assert!(!group_fields(EntityKind::Series, group).is_empty(), "group `{group}` is empty");
+            assert!(
+                !group_fields(EntityKind::Series, group).is_empty(),
+                "group `{group}` is empty"
+            );
         }
         for group in BOOK_GROUPS {
             assert!(!group_fields(EntityKind::Book, group).is_empty(), "group `{group}` is empty");

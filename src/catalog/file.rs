@@ -96,13 +96,17 @@ impl CatalogFile {
         for (l, library) in self.libraries.iter().enumerate() {
             let at = format!("/libraries/{l}");
             if !library_ids.insert(&library.id) {
-                return Err((format!("{at}/id"), format!("library `{}` appears twice", library.id)));
+                return Err((
+                    format!("{at}/id"),
+                    format!("library `{}` appears twice", library.id),
+                ));
             }
             let mut series_ids = std::collections::HashSet::new();
             for (s, series) in library.series.iter().enumerate() {
                 let at = format!("{at}/series/{s}");
                 if !series_ids.insert(&series.id) {
-                    let message = format!("series `{}` appears twice in library `{}`", series.id, library.id);
+                    let message =
+                        format!("series `{}` appears twice in library `{}`", series.id, library.id);
                     return Err((format!("{at}/id"), message));
                 }
                 check_entry(EntityKind::Series, &at, &series.metadata, &series.locks)?;
@@ -110,7 +114,8 @@ impl CatalogFile {
                 for (b, book) in series.books.iter().enumerate() {
                     let at = format!("{at}/books/{b}");
                     if !book_ids.insert(&book.id) {
-                        let message = format!("book `{}` appears twice in series `{}`", book.id, series.id);
+                        let message =
+                            format!("book `{}` appears twice in series `{}`", book.id, series.id);
                         return Err((format!("{at}/id"), message));
                     }
                     check_entry(EntityKind::Book, &at, &book.metadata, &book.locks)?;

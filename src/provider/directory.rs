@@ -35,7 +35,11 @@ impl DirectoryProvider {
         Capabilities { series: true, book: true }
     }
 
-    pub async fn get(&self, kind: EntityKind, external_id: &str) -> Result<Metadata, ProviderError> {
+    pub async fn get(
+        &self,
+        kind: EntityKind,
+        external_id: &str,
+    ) -> Result<Metadata, ProviderError> {
         let method = format!("metadata/{}/get", kind.as_str());
         let protocol = |reason: String| ProviderError::Protocol {
             provider: self.name.clone(),
@@ -81,7 +85,8 @@ mod tests {
     async fn reads_files_by_id_and_refuses_paths() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("series")).unwrap();
-        std::fs::write(dir.path().join("series/a.json"), r#"{"externalId":"a","title":"A"}"#).unwrap();
+        std::fs::write(dir.path().join("series/a.json"), r#"{"externalId":"a","title":"A"}"#)
+            .unwrap();
         let provider = DirectoryProvider::new("curated", dir.path().to_path_buf()).unwrap();
         let found = provider.get(EntityKind::Series, "a").await.unwrap();
         assert_eq!(found["title"], "A");

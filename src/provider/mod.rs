@@ -90,7 +90,11 @@ impl Provider {
     }
 
     /// Fetches the metadata of one series or book by the provider's own ID for it.
-    pub async fn get(&self, kind: EntityKind, external_id: &str) -> Result<Metadata, ProviderError> {
+    pub async fn get(
+        &self,
+        kind: EntityKind,
+        external_id: &str,
+    ) -> Result<Metadata, ProviderError> {
         match self {
             Provider::Directory(p) => p.get(kind, external_id).await,
             Provider::Plugin(p) => p.get(kind, external_id).await,
@@ -119,7 +123,8 @@ impl Registry {
     /// The provider named `name`, started now if it is not running yet. A plugin that fails to
     /// start is tried again on the next call.
     pub async fn get(&self, name: &str) -> Result<std::sync::Arc<Provider>, ProviderError> {
-        let unavailable = |reason: String| ProviderError::Unavailable { provider: name.to_string(), reason };
+        let unavailable =
+            |reason: String| ProviderError::Unavailable { provider: name.to_string(), reason };
         let config = self
             .configs
             .iter()
@@ -153,10 +158,10 @@ impl Registry {
             // The built-in HTTP providers are declared in the config vocabulary but not part of
             // this build; a job that names one fails its run with this reason.
             ProviderKind::Anilist | ProviderKind::Openlibrary => {
-                return Err(unavailable(format!(
-                    "provider kind `{:?}` is not available in this build",
-                    config.kind
-                ).to_lowercase()));
+                return Err(unavailable(
+                    format!("provider kind `{:?}` is not available in this build", config.kind)
+                        .to_lowercase(),
+                ));
             }
         };
         let provider = std::sync::Arc::new(provider);

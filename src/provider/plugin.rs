@@ -182,10 +182,7 @@ impl PluginProvider {
         Ok(PluginProvider {
             capabilities: Capabilities::from_list(&manifest.capabilities.metadata_provider),
             manifest,
-            slot: tokio::sync::Mutex::new(Slot {
-                connection: Ok(connection),
-                shut_down: false,
-            }),
+            slot: tokio::sync::Mutex::new(Slot { connection: Ok(connection), shut_down: false }),
             restart_delay: Mutex::new(FIRST_RESTART_DELAY),
             config,
         })
@@ -218,10 +215,7 @@ impl PluginProvider {
             EntityKind::Series => "metadata/series/get",
             EntityKind::Book => "metadata/book/get",
         };
-        match self
-            .call(method, Some(json!({ "externalId": external_id })))
-            .await?
-        {
+        match self.call(method, Some(json!({ "externalId": external_id }))).await? {
             Ok(Value::Object(metadata)) => Ok(metadata),
             Ok(other) => Err(self.protocol_error(
                 method,
@@ -280,13 +274,10 @@ impl PluginProvider {
         let deadline = Instant::now() + self.config.timeout;
         let attempt = async {
             let connection = self.connection(deadline).await?;
-            connection
-                .request(method, params)
-                .await
-                .map_err(|failure| match failure {
-                    Failure::Ended(reason) => self.unavailable(reason),
-                    Failure::Invalid(reason) => self.protocol_error(method, reason),
-                })
+            connection.request(method, params).await.map_err(|failure| match failure {
+                Failure::Ended(reason) => self.unavailable(reason),
+                Failure::Invalid(reason) => self.protocol_error(method, reason),
+            })
         };
         let answer = match tokio::time::timeout_at(deadline, attempt).await {
             Ok(answer) => answer?,
@@ -346,20 +337,14 @@ impl PluginProvider {
             Err(error) => {
                 warn!(provider = %self.config.name, %error, "plugin restart failed");
                 let reason = "its last restart failed".to_owned();
-                slot.connection = Err(Down {
-                    reason,
-                    since: Instant::now(),
-                });
+                slot.connection = Err(Down { reason, since: Instant::now() });
                 Err(error)
             }
         }
     }
 
     fn unavailable(&self, reason: String) -> ProviderError {
-        ProviderError::Unavailable {
-            provider: self.config.name.clone(),
-            reason,
-        }
+        ProviderError::Unavailable { provider: self.config.name.clone(), reason }
     }
 
     fn protocol_error(&self, method: &str, reason: String) -> ProviderError {
@@ -385,10 +370,7 @@ fn rpc_error(provider: &str, method: &str, error: RpcError) -> ProviderError {
             .and_then(Value::as_f64)
             .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
             .unwrap_or(DEFAULT_RETRY_AFTER);
-        return ProviderError::RateLimited {
-            provider: provider.to_owned(),
-            retry_after,
-        };
+        return ProviderError::RateLimited { provider: provider.to_owned(), retry_after };
     }
     ProviderError::Rpc {
         provider: provider.to_owned(),
@@ -414,10 +396,7 @@ async fn launch(config: &PluginConfig) -> Result<(Arc<Connection>, Manifest), Pr
         Ok(Err(error)) => return Err(rpc_error(&config.name, "initialize", error)),
         Err(Failure::Invalid(reason)) => return Err(invalid(reason)),
         Err(Failure::Ended(reason)) => {
-            return Err(ProviderError::Unavailable {
-                provider: config.name.clone(),
-                reason,
-            });
+            return Err(ProviderError::Unavailable { provider: config.name.clone(), reason });
         }
     };
     Ok((Arc::new(connection), manifest))
@@ -468,12 +447,10 @@ impl Connection {
         if let Some(dir) = &config.working_dir {
             command.current_dir(dir);
         }
-        let mut child = command
-            .spawn()
-            .map_err(|error| ProviderError::Unavailable {
-                provider: config.name.clone(),
-                reason: format!("cannot start `{}`: {error}", config.command),
-            })?;
+        let mut child = command.spawn().map_err(|error| ProviderError::Unavailable {
+            provider: config.name.clone(),
+            reason: format!("cannot start `{}`: {error}", config.command),
+        })?;
         debug!(provider = %config.name, pid = child.id(), "plugin process spawned");
 
         let stdin = child.stdin.take().expect("stdin is piped");
@@ -516,10 +493,7 @@ impl Connection {
             }
             pending.waiters.insert(id, answer_tx);
         }
-        let _waiting = Waiting {
-            pending: &self.pending,
-            id,
-        };
+        let _waiting = Waiting { pending: &self.pending, id };
 
         let mut message = json!({ "jsonrpc": "2.0", "id": id, "method": method });
         if let Some(params) = params {
@@ -531,9 +505,7 @@ impl Connection {
         // with the exit status, which says more than the write error would.
         let _ = self.requests.send(line);
 
-        answer
-            .await
-            .unwrap_or_else(|_| Err(Failure::Ended("its connection was dropped".into())))
+        answer.await.unwrap_or_else(|_| Err(Failure::Ended("its connection was dropped".into())))
     }
 
     /// Why and since when the connection is closed, or `None` while it is open.
@@ -749,11 +721,7 @@ async fn read_line_capped<R: AsyncBufRead + Unpin>(
     loop {
         let buffer = reader.fill_buf().await?;
         if buffer.is_empty() {
-            return Ok(if line.is_empty() {
-                LineEnd::Eof
-            } else {
-                LineEnd::Line
-            });
+            return Ok(if line.is_empty() { LineEnd::Eof } else { LineEnd::Line });
         }
         let newline = buffer.iter().position(|&byte| byte == b'\n');
         let content = &buffer[..newline.unwrap_or(buffer.len())];
@@ -818,10 +786,7 @@ mod tests {
     fn echo_plugin() -> String {
         let test_binary = std::env::current_exe().expect("the test binary has a path");
         // target/<profile>/deps/<test binary> -> target/<profile>/examples/echo-plugin
-        let profile_dir = test_binary
-            .parent()
-            .and_then(Path::parent)
-            .expect("a target directory");
+        let profile_dir = test_binary.parent().and_then(Path::parent).expect("a target directory");
         let name = format!("echo-plugin{}", std::env::consts::EXE_SUFFIX);
         let plugin = profile_dir.join("examples").join(name);
         assert!(
@@ -845,48 +810,26 @@ mod tests {
     }
 
     async fn start_echo(timeout: Duration) -> PluginProvider {
-        PluginProvider::start(echo_config(timeout))
-            .await
-            .expect("the echo plugin starts")
+        PluginProvider::start(echo_config(timeout)).await.expect("the echo plugin starts")
     }
 
     #[tokio::test]
     async fn starts_and_reads_the_manifest() {
         let plugin = start_echo(Duration::from_secs(10)).await;
 
-        assert_eq!(
-            plugin.name(),
-            "echo-test",
-            "the configured name, not the manifest's"
-        );
+        assert_eq!(plugin.name(), "echo-test", "the configured name, not the manifest's");
         let manifest = plugin.manifest();
         assert_eq!(manifest.name, "echo");
         assert_eq!(manifest.display_name, "Echo");
         assert_eq!(manifest.version, "1.0.0");
         assert_eq!(manifest.protocol_version, "1.2");
-        assert_eq!(
-            plugin.capabilities(),
-            Capabilities {
-                series: true,
-                book: true
-            }
-        );
+        assert_eq!(plugin.capabilities(), Capabilities { series: true, book: true });
         plugin.shutdown().await;
 
         let mut config = echo_config(Duration::from_secs(10));
-        config
-            .env
-            .push(("ECHO_CAPABILITIES".to_owned(), "book".to_owned()));
-        let books_only = PluginProvider::start(config)
-            .await
-            .expect("the echo plugin starts");
-        assert_eq!(
-            books_only.capabilities(),
-            Capabilities {
-                series: false,
-                book: true
-            }
-        );
+        config.env.push(("ECHO_CAPABILITIES".to_owned(), "book".to_owned()));
+        let books_only = PluginProvider::start(config).await.expect("the echo plugin starts");
+        assert_eq!(books_only.capabilities(), Capabilities { series: false, book: true });
         books_only.shutdown().await;
     }
 
@@ -894,24 +837,15 @@ mod tests {
     async fn gets_series_and_book_metadata() {
         let plugin = start_echo(Duration::from_secs(10)).await;
 
-        let series = plugin
-            .get(EntityKind::Series, "abc")
-            .await
-            .expect("series metadata");
+        let series = plugin.get(EntityKind::Series, "abc").await.expect("series metadata");
         assert_eq!(series["externalId"], "abc");
         assert_eq!(series["externalUrl"], "https://echo.invalid/series/abc");
         assert_eq!(series["title"], "Echo abc");
         assert_eq!(series["status"], "ongoing");
         assert_eq!(series["totalVolumeCount"], 3, "the length of the ID");
-        assert_eq!(
-            series["rating"],
-            json!({ "score": 80, "voteCount": 10, "source": "echo" })
-        );
+        assert_eq!(series["rating"], json!({ "score": 80, "voteCount": 10, "source": "echo" }));
 
-        let book = plugin
-            .get(EntityKind::Book, "b-1")
-            .await
-            .expect("book metadata");
+        let book = plugin.get(EntityKind::Book, "b-1").await.expect("book metadata");
         assert_eq!(book["externalId"], "b-1");
         assert_eq!(book["title"], "Echo book b-1");
         assert_eq!(book["pageCount"], 200);
@@ -938,10 +872,7 @@ mod tests {
     async fn rate_limit_carries_retry_after() {
         let plugin = start_echo(Duration::from_secs(10)).await;
 
-        let error = plugin
-            .get(EntityKind::Series, "ratelimited")
-            .await
-            .unwrap_err();
+        let error = plugin.get(EntityKind::Series, "ratelimited").await.unwrap_err();
         assert!(
             matches!(error, ProviderError::RateLimited { retry_after, .. }
                 if retry_after == Duration::from_secs(1)),
@@ -962,10 +893,7 @@ mod tests {
             "expected a timeout of `metadata/series/get`, got {error:?}"
         );
         let series = plugin.get(EntityKind::Series, "after").await;
-        assert!(
-            series.is_ok(),
-            "expected the plugin to answer after a timeout, got {series:?}"
-        );
+        assert!(series.is_ok(), "expected the plugin to answer after a timeout, got {series:?}");
         plugin.shutdown().await;
     }
 
@@ -986,16 +914,10 @@ mod tests {
                 "expected call `{id}` to fail naming exit status 3, got {result:?}"
             );
         }
-        assert!(
-            began.elapsed() < Duration::from_secs(3),
-            "the slow call failed before its answer"
-        );
+        assert!(began.elapsed() < Duration::from_secs(3), "the slow call failed before its answer");
 
         let series = plugin.get(EntityKind::Series, "again").await;
-        assert!(
-            series.is_ok(),
-            "expected the next call to restart the plugin, got {series:?}"
-        );
+        assert!(series.is_ok(), "expected the next call to restart the plugin, got {series:?}");
         plugin.shutdown().await;
     }
 
@@ -1003,10 +925,7 @@ mod tests {
     async fn garbage_line_is_skipped() {
         let plugin = start_echo(Duration::from_secs(10)).await;
 
-        let series = plugin
-            .get(EntityKind::Series, "garbage")
-            .await
-            .expect("an answer");
+        let series = plugin.get(EntityKind::Series, "garbage").await.expect("an answer");
         assert_eq!(series["title"], "Echo garbage");
         plugin.ping().await.expect("the plugin still answers");
         plugin.shutdown().await;
@@ -1018,12 +937,7 @@ mod tests {
 
         let mut calls = JoinSet::new();
         let slow = Arc::clone(&plugin);
-        calls.spawn(async move {
-            (
-                "slow".to_owned(),
-                slow.get(EntityKind::Series, "slow").await,
-            )
-        });
+        calls.spawn(async move { ("slow".to_owned(), slow.get(EntityKind::Series, "slow").await) });
         // The slow request goes out first, so the answers come back out of order.
         tokio::time::sleep(Duration::from_millis(100)).await;
         for n in 0..20 {
@@ -1039,19 +953,11 @@ mod tests {
         while let Some(joined) = calls.join_next().await {
             let (id, metadata) = joined.expect("the call task does not panic");
             let metadata = metadata.unwrap_or_else(|e| panic!("expected `{id}` to answer: {e}"));
-            assert_eq!(
-                metadata["externalId"],
-                id.as_str(),
-                "the answer belongs to its call"
-            );
+            assert_eq!(metadata["externalId"], id.as_str(), "the answer belongs to its call");
             finished.push(id);
         }
         assert_eq!(finished.len(), 21);
-        assert_eq!(
-            finished.last().map(String::as_str),
-            Some("slow"),
-            "the slow call ends last"
-        );
+        assert_eq!(finished.last().map(String::as_str), Some("slow"), "the slow call ends last");
         plugin.shutdown().await;
     }
 
@@ -1063,10 +969,7 @@ mod tests {
 
         let connection = match &plugin.slot.lock().await.connection {
             Ok(connection) => Arc::clone(connection),
-            Err(down) => panic!(
-                "expected the shut-down connection, got down: {}",
-                down.reason
-            ),
+            Err(down) => panic!("expected the shut-down connection, got down: {}", down.reason),
         };
         let (failure, _) = connection.failure().expect("the connection is closed");
         assert!(
@@ -1103,9 +1006,7 @@ mod tests {
         let mut config = echo_config(Duration::from_secs(10));
         config.command = "sh".to_owned();
         config.args = vec!["-c".to_owned(), script];
-        let plugin = PluginProvider::start(config)
-            .await
-            .expect("the plugin starts");
+        let plugin = PluginProvider::start(config).await.expect("the plugin starts");
 
         let error = plugin.get(EntityKind::Series, "big").await.unwrap_err();
         assert!(
@@ -1118,10 +1019,7 @@ mod tests {
     #[test]
     fn manifest_errors_name_the_problem() {
         let missing = parse_manifest(json!({ "name": "x", "version": "1" })).unwrap_err();
-        assert_eq!(
-            missing,
-            "not a plugin manifest: missing field `displayName`"
-        );
+        assert_eq!(missing, "not a plugin manifest: missing field `displayName`");
 
         let obsolete = json!({
             "name": "x",
@@ -1142,25 +1040,13 @@ mod tests {
         let mut input: &[u8] = b"0123456789\nshort\nlast";
         let mut line = Vec::new();
 
-        assert_eq!(
-            read_line_capped(&mut input, &mut line, 4).await.unwrap(),
-            LineEnd::TooLong
-        );
+        assert_eq!(read_line_capped(&mut input, &mut line, 4).await.unwrap(), LineEnd::TooLong);
         assert_eq!(line, b"0123");
         skip_line(&mut input).await.unwrap();
-        assert_eq!(
-            read_line_capped(&mut input, &mut line, 8).await.unwrap(),
-            LineEnd::Line
-        );
+        assert_eq!(read_line_capped(&mut input, &mut line, 8).await.unwrap(), LineEnd::Line);
         assert_eq!(line, b"short");
-        assert_eq!(
-            read_line_capped(&mut input, &mut line, 8).await.unwrap(),
-            LineEnd::Line
-        );
+        assert_eq!(read_line_capped(&mut input, &mut line, 8).await.unwrap(), LineEnd::Line);
         assert_eq!(line, b"last");
-        assert_eq!(
-            read_line_capped(&mut input, &mut line, 8).await.unwrap(),
-            LineEnd::Eof
-        );
+        assert_eq!(read_line_capped(&mut input, &mut line, 8).await.unwrap(), LineEnd::Eof);
     }
 }

@@ -135,11 +135,14 @@ mod tests {
 
     #[test]
     fn slots_follow_the_jobs_zone() {
-        let timing = Timing::new("j", &schedule("0 4 * * *", Some("Europe/Paris")), chrono_tz::UTC)
-            .unwrap();
+        let timing =
+            Timing::new("j", &schedule("0 4 * * *", Some("Europe/Paris")), chrono_tz::UTC).unwrap();
         let after = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
         // 04:00 in Paris in winter is 03:00 UTC.
-        assert_eq!(timing.next_slot(after), Some(Utc.with_ymd_and_hms(2026, 12, 4, 3, 0, 0).unwrap()));
+        assert_eq!(
+            timing.next_slot(after),
+            Some(Utc.with_ymd_and_hms(2026, 12, 4, 3, 0, 0).unwrap())
+        );
     }
 
     #[test]

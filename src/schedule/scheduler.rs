@@ -70,7 +70,10 @@ impl Scheduler {
             if let Some(slot) = timing.next_slot(now) {
                 let fire = timing.fire_time(slot);
                 tracing::debug!(job.id = %job.id, next = %fire, "job scheduled");
-                keep.insert(job.id.clone(), Slot { content_hash: job.content_hash.clone(), timing, slot, fire });
+                keep.insert(
+                    job.id.clone(),
+                    Slot { content_hash: job.content_hash.clone(), timing, slot, fire },
+                );
             }
         }
         state.queue = keep.iter().map(|(id, s)| (s.fire, id.clone())).collect();
@@ -124,7 +127,11 @@ impl Scheduler {
 
     /// Sleeps until the earliest firing (or a change to the queue), then hands every due
     /// firing to `fire`, until `stop` resolves.
-    pub async fn run(self: Arc<Self>, fire: impl Fn(Firing), stop: impl std::future::Future<Output = ()>) {
+    pub async fn run(
+        self: Arc<Self>,
+        fire: impl Fn(Firing),
+        stop: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(stop);
         loop {
             let next = self.state.lock().expect("scheduler lock").queue.first().map(|(t, _)| *t);
@@ -181,7 +188,11 @@ mod tests {
     #[test]
     fn due_jobs_fire_once_and_move_to_their_next_slot() {
         let scheduler = Scheduler::new();
-        scheduler.sync(&[job("a", "0 * * * *", true), job("b", "30 * * * *", true)], chrono_tz::UTC, at(10, 5));
+        scheduler.sync(
+            &[job("a", "0 * * * *", true), job("b", "30 * * * *", true)],
+            chrono_tz::UTC,
+            at(10, 5),
+        );
         assert_eq!(scheduler.take_due(at(10, 29)), vec![]);
         let due = scheduler.take_due(at(11, 0));
         let expected = vec![
@@ -218,7 +229,8 @@ mod tests {
     #[test]
     fn a_schedule_written_with_a_zone_is_unaffected_by_the_default() {
         let mut j = job("a", "0 4 * * *", true);
-        j.spec.schedule = Schedule { timezone: Some("Asia/Tokyo".into()), ..j.spec.schedule.clone() };
+        j.spec.schedule =
+            Schedule { timezone: Some("Asia/Tokyo".into()), ..j.spec.schedule.clone() };
         let scheduler = Scheduler::new();
         scheduler.sync(&[j], chrono_tz::Europe::Paris, at(1, 0));
         // 04:00 in Tokyo is 19:00 UTC the day before; from 01:00 UTC the next is 19:00 UTC.

@@ -14,7 +14,7 @@ use crate::catalog::fields;
 /// One scheduled job, as written in a YAML document under `jobs.d/`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schemars(title = "curator LibraryJob", extend("$id" = "https://curator.invalid/schemas/library-job.schema.json"))]
+#[schemars(title = "curator LibraryJob")]
 pub struct LibraryJob {
     /// Always `curator/v1`.
     pub api_version: ApiVersion,

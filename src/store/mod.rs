@@ -128,6 +128,15 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
+/// Whether an import overwrites what the database holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// The file's metadata, locks and IDs replace the stored ones.
+    Upsert,
+    /// Only entries, IDs and libraries the database lacks are added.
+    Seed,
+}
+
 /// Counts of what an import touched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ImportCounts {

@@ -13,7 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool, Transaction};
 
 use super::{
-    Change, Entry, EntryResult, ImportCounts, JobRow, JobWrite, RunRow, StoreError,
+    Change, Entry, EntryResult, ImportCounts, ImportMode, JobRow, JobWrite, RunRow, StoreError,
     parse_timestamp, timestamp,
 };
 use crate::catalog::file::{BookDef, CatalogFile, ExternalIdDef, LibraryDef, SeriesDef};
@@ -65,50 +65,70 @@ impl Store {
 
     // ----- catalog -----
 
-    /// Upserts every library, series and book of a catalog file in one transaction. Entries
-    /// absent from the file are left alone: an import adds and updates, it never deletes.
-    pub async fn import_catalog(&self, catalog: &CatalogFile) -> Result<ImportCounts, StoreError> {
+    /// Loads a catalog file in one transaction. Entries absent from the file are left alone:
+    /// an import adds and updates, it never deletes. [`ImportMode::Upsert`] makes the file's
+    /// values win; [`ImportMode::Seed`] only adds what is missing, so a start-up import never
+    /// undoes what runs wrote since.
+    pub async fn import_catalog(
+        &self,
+        catalog: &CatalogFile,
+        mode: ImportMode,
+    ) -> Result<ImportCounts, StoreError> {
+        let seed = mode == ImportMode::Seed;
         let mut tx = self.write().await?;
         let mut counts = ImportCounts::default();
         for library in &catalog.libraries {
-            sqlx::query(
+            let sql = if seed {
+                "INSERT INTO libraries (id, name) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
+            } else {
                 "INSERT INTO libraries (id, name) VALUES (?, ?)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-            )
-            .bind(&library.id)
-            .bind(&library.name)
-            .execute(&mut *tx)
-            .await?;
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name"
+            };
+            sqlx::query(sql).bind(&library.id).bind(&library.name).execute(&mut *tx).await?;
             counts.libraries += 1;
             for series in &library.series {
                 let series_id = upsert_entity(
                     &mut tx,
-                    "INSERT INTO series (library_id, key, metadata, locks) VALUES (?, ?, ?, ?)
-                     ON CONFLICT (library_id, key) DO UPDATE
-                     SET metadata = excluded.metadata, locks = excluded.locks
-                     RETURNING id",
+                    if seed {
+                        "INSERT INTO series (library_id, key, metadata, locks) VALUES (?, ?, ?, ?)
+                         ON CONFLICT (library_id, key) DO UPDATE SET key = key
+                         RETURNING id"
+                    } else {
+                        "INSERT INTO series (library_id, key, metadata, locks) VALUES (?, ?, ?, ?)
+                         ON CONFLICT (library_id, key) DO UPDATE
+                         SET metadata = excluded.metadata, locks = excluded.locks
+                         RETURNING id"
+                    },
                     Value::String(library.id.clone()),
                     &series.id,
                     &series.metadata,
                     &series.locks,
                 )
                 .await?;
-                upsert_ids(&mut tx, EntityKind::Series, series_id, &series.external_ids).await?;
+                upsert_ids(&mut tx, EntityKind::Series, series_id, &series.external_ids, seed)
+                    .await?;
                 counts.series += 1;
                 for book in &series.books {
                     let book_id = upsert_entity(
                         &mut tx,
-                        "INSERT INTO books (series_id, key, metadata, locks) VALUES (?, ?, ?, ?)
-                         ON CONFLICT (series_id, key) DO UPDATE
-                         SET metadata = excluded.metadata, locks = excluded.locks
-                         RETURNING id",
+                        if seed {
+                            "INSERT INTO books (series_id, key, metadata, locks) VALUES (?, ?, ?, ?)
+                             ON CONFLICT (series_id, key) DO UPDATE SET key = key
+                             RETURNING id"
+                        } else {
+                            "INSERT INTO books (series_id, key, metadata, locks) VALUES (?, ?, ?, ?)
+                             ON CONFLICT (series_id, key) DO UPDATE
+                             SET metadata = excluded.metadata, locks = excluded.locks
+                             RETURNING id"
+                        },
                         Value::from(series_id),
                         &book.id,
                         &book.metadata,
                         &book.locks,
                     )
                     .await?;
-                    upsert_ids(&mut tx, EntityKind::Book, book_id, &book.external_ids).await?;
+                    upsert_ids(&mut tx, EntityKind::Book, book_id, &book.external_ids, seed)
+                        .await?;
                     counts.books += 1;
                 }
             }
@@ -119,9 +139,8 @@ impl Store {
 
     /// Writes the catalog back out in the import format, optionally for one library.
     pub async fn export_catalog(&self, library: Option<&str>) -> Result<CatalogFile, StoreError> {
-        let libraries = sqlx::query("SELECT id, name FROM libraries ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let libraries =
+            sqlx::query("SELECT id, name FROM libraries ORDER BY id").fetch_all(&self.pool).await?;
         let mut out = CatalogFile::default();
         for row in libraries {
             let id: String = row.get("id");
@@ -277,7 +296,10 @@ impl Store {
                 .bind(entry.row_id)
                 .fetch_optional(&mut *tx)
                 .await?
-                .ok_or_else(|| StoreError::NotFound { what: entry.kind.as_str(), id: entry.key.clone() })?;
+                .ok_or_else(|| StoreError::NotFound {
+                    what: entry.kind.as_str(),
+                    id: entry.key.clone(),
+                })?;
             let mut metadata = json_object(current)?;
             for Change { field, after, .. } in &result.changes {
                 metadata.insert(field.clone(), after.clone());
@@ -299,7 +321,12 @@ impl Store {
                      WHERE book_id = ? AND provider = ?"
                 }
             };
-            sqlx::query(sql).bind(timestamp(at)).bind(entry.row_id).bind(provider).execute(&mut *tx).await?;
+            sqlx::query(sql)
+                .bind(timestamp(at))
+                .bind(entry.row_id)
+                .bind(provider)
+                .execute(&mut *tx)
+                .await?;
         }
         insert_entry_result(&mut tx, run_id, seq, result).await?;
         tx.commit().await?;
@@ -307,7 +334,12 @@ impl Store {
     }
 
     /// Records an entry the run did not touch (skipped or failed).
-    pub async fn record_entry(&self, run_id: i64, seq: i64, result: &EntryResult) -> Result<(), StoreError> {
+    pub async fn record_entry(
+        &self,
+        run_id: i64,
+        seq: i64,
+        result: &EntryResult,
+    ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         insert_entry_result(&mut tx, run_id, seq, result).await?;
         tx.commit().await?;
@@ -346,7 +378,11 @@ impl Store {
     }
 
     /// Applies a reconcile plan in one transaction: upserts and deletes together or not at all.
-    pub async fn apply_jobs(&self, upserts: &[JobWrite], deletes: &[String]) -> Result<(), StoreError> {
+    pub async fn apply_jobs(
+        &self,
+        upserts: &[JobWrite],
+        deletes: &[String],
+    ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let now = timestamp(Utc::now());
         for job in upserts {
@@ -456,14 +492,16 @@ impl Store {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query("UPDATE runs SET status = ?, totals = ?, error = ?, finished_at = ? WHERE id = ?")
-            .bind(status)
-            .bind(totals.to_string())
-            .bind(error)
-            .bind(timestamp(Utc::now()))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE runs SET status = ?, totals = ?, error = ?, finished_at = ? WHERE id = ?",
+        )
+        .bind(status)
+        .bind(totals.to_string())
+        .bind(error)
+        .bind(timestamp(Utc::now()))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -579,9 +617,18 @@ async fn upsert_ids(
     kind: EntityKind,
     row_id: i64,
     ids: &std::collections::BTreeMap<String, ExternalIdDef>,
+    seed: bool,
 ) -> Result<(), StoreError> {
-    let sql = match kind {
-        EntityKind::Series => {
+    let sql = match (kind, seed) {
+        (EntityKind::Series, true) => {
+            "INSERT INTO series_external_ids (series_id, provider, external_id, last_synced_at)
+             VALUES (?, ?, ?, ?) ON CONFLICT (series_id, provider) DO NOTHING"
+        }
+        (EntityKind::Book, true) => {
+            "INSERT INTO book_external_ids (book_id, provider, external_id, last_synced_at)
+             VALUES (?, ?, ?, ?) ON CONFLICT (book_id, provider) DO NOTHING"
+        }
+        (EntityKind::Series, false) => {
             "INSERT INTO series_external_ids (series_id, provider, external_id, last_synced_at)
              VALUES (?, ?, ?, ?)
              ON CONFLICT (series_id, provider) DO UPDATE SET
@@ -591,7 +638,7 @@ async fn upsert_ids(
                  ELSE NULL END,
                external_id = excluded.external_id"
         }
-        EntityKind::Book => {
+        (EntityKind::Book, false) => {
             "INSERT INTO book_external_ids (book_id, provider, external_id, last_synced_at)
              VALUES (?, ?, ?, ?)
              ON CONFLICT (book_id, provider) DO UPDATE SET
@@ -614,7 +661,12 @@ async fn upsert_ids(
     Ok(())
 }
 
-async fn insert_entry_result(tx: &mut Tx, run_id: i64, seq: i64, result: &EntryResult) -> Result<(), StoreError> {
+async fn insert_entry_result(
+    tx: &mut Tx,
+    run_id: i64,
+    seq: i64,
+    result: &EntryResult,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO run_entries (run_id, seq, kind, entry, title, outcome, reason, changes)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -641,7 +693,8 @@ fn json_object(text: String) -> Result<Map<String, Value>, StoreError> {
 }
 
 fn json_list(text: String) -> Result<Vec<String>, StoreError> {
-    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt { what: "locks", reason: e.to_string() })
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt { what: "locks", reason: e.to_string() })
 }
 
 fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<JobRow, StoreError> {
