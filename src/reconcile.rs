@@ -200,7 +200,7 @@ pub fn plan(
         ));
         plan.delete.clear();
     } else if !options.allow_mass_delete
-        && !(options.allow_empty && desired.is_empty())
+        && (!options.allow_empty || !desired.is_empty())
         && plan.delete.len() * 2 > current.len()
         && current.len() > 1
     {

@@ -318,9 +318,9 @@ pub fn decide(entry: &Entry, response: &Metadata, selection: &Selection) -> Entr
     });
     let outcome = if !changes.is_empty() {
         "updated"
-    } else if unchanged == 0 && held.contains_key("locked") {
-        "skipped"
-    } else if unchanged == 0 && held.contains_key("not permitted") {
+    } else if unchanged == 0 && (held.contains_key("locked") || held.contains_key("not permitted"))
+    {
+        // Everything that differed was held back: the entry was skipped, and the reason says why.
         "skipped"
     } else {
         "unchanged"

@@ -54,7 +54,8 @@ impl Sandbox {
         cmd
     }
 
-    /// Runs curator to the end.
+    /// Runs curator to the end; the caller checks the exit code.
+    #[must_use]
     fn run(&self, args: &[&str]) -> Run {
         let output = self.command(args).output().expect("curator runs");
         Run { output, args: args.join(" ") }
@@ -100,7 +101,6 @@ fn copy(from: &Path, to: &Path) {
     }
 }
 
-#[must_use]
 struct Run {
     output: Output,
     args: String,
@@ -674,4 +674,47 @@ fn serve_hot_reloads_edits_keeps_broken_files_and_drops_deleted_ones() {
     eventually(Duration::from_secs(3), "the job being deleted", || {
         !sandbox.run(&["jobs", "show", "tick"]).output.status.success()
     });
+}
+
+#[test]
+fn schedule_prints_fire_times_in_utc_and_the_zone() {
+    let sandbox = Sandbox::new();
+    let run = sandbox
+        .run(&[
+            "schedule",
+            "0 4 * * 7",
+            "--timezone",
+            "Europe/Paris",
+            "--from",
+            "2026-12-03T00:00:00Z",
+            "--count",
+            "2",
+        ])
+        .success();
+    let stdout = run.stdout();
+    let lines: Vec<&str> = stdout.lines().map(str::trim_end).collect();
+    assert_eq!(
+        lines[1], "2026-12-06 03:00:00 UTC  2026-12-06 04:00:00 CET",
+        "Sunday in Paris: {lines:?}"
+    );
+    assert_eq!(lines[2], "2026-12-13 03:00:00 UTC  2026-12-13 04:00:00 CET");
+    let run = sandbox.run(&["schedule", "0 0 30 2 *"]).expect_code(1);
+    assert!(
+        run.stderr().contains("invalid cron expression `0 0 30 2 *`: the expression never fires"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn jobs_show_gives_source_schedule_and_next_fire_times() {
+    let sandbox = Sandbox::new().prepared();
+    let shown = sandbox.run(&["jobs", "show", "manga/curated-status"]).success().stdout();
+    assert!(shown.contains("source:    manga/curated-status.yaml:4"), "{shown}");
+    assert!(shown.contains("schedule:  0 4 * * * ("), "{shown}");
+    assert!(shown.contains("in Europe/Paris"), "{shown}");
+    assert_eq!(shown.matches("next:").count(), 3, "{shown}");
+    let list = sandbox.run(&["jobs", "list"]).success().stdout();
+    assert!(list.contains("comics/curated-summaries  comics   no"), "{list}");
+    assert!(list.contains("Europe/Paris"), "{list}");
 }

@@ -70,7 +70,7 @@ pub enum ProviderError {
 /// A configured, started provider.
 pub enum Provider {
     Directory(directory::DirectoryProvider),
-    Plugin(plugin::PluginProvider),
+    Plugin(Box<plugin::PluginProvider>),
 }
 
 impl Provider {
@@ -143,7 +143,7 @@ impl Registry {
                 let root = config.path.clone().unwrap_or_default();
                 Provider::Directory(directory::DirectoryProvider::new(name, root)?)
             }
-            ProviderKind::Plugin => Provider::Plugin(
+            ProviderKind::Plugin => Provider::Plugin(Box::new(
                 plugin::PluginProvider::start(plugin::PluginConfig {
                     name: name.to_string(),
                     command: config.command.clone().unwrap_or_default(),
@@ -154,7 +154,7 @@ impl Registry {
                     working_dir: None,
                 })
                 .await?,
-            ),
+            )),
             // The built-in HTTP providers are declared in the config vocabulary but not part of
             // this build; a job that names one fails its run with this reason.
             ProviderKind::Anilist | ProviderKind::Openlibrary => {
