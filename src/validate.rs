@@ -723,6 +723,23 @@ mod tests {
     }
 
     #[test]
+    fn a_job_id_declared_twice_is_an_error_in_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_id = GOOD.replace("library: manga", "id: shared\nlibrary: manga");
+        std::fs::write(dir.path().join("a.yaml"), &with_id).unwrap();
+        std::fs::write(dir.path().join("b.yaml"), &with_id).unwrap();
+        std::fs::write(dir.path().join("c.yaml"), GOOD).unwrap();
+        let ctx = Context { config: None, libraries: None };
+        let report = check_dir(dir.path(), &ctx).unwrap();
+        let errors: Vec<&str> = report.diagnostics().map(|d| d.code).collect();
+        assert_eq!(errors, ["duplicate-id", "duplicate-id"], "{:?}", report.files);
+        assert!(report.files[0].jobs.is_empty() && report.files[1].jobs.is_empty());
+        assert_eq!(report.files[2].jobs.len(), 1, "the third file is unaffected");
+        let message = &report.files[0].diagnostics[0].message;
+        assert!(message.contains("`shared`") && message.contains("b.yaml"), "{message}");
+    }
+
+    #[test]
     fn yaml_errors_carry_their_position() {
         let report = check("apiVersion: curator/v1\nkind: [LibraryJob\n");
         let d = &report.diagnostics[0];

@@ -66,7 +66,9 @@ CREATE TABLE runs (
     started_at  TEXT,
     finished_at TEXT,
     totals      TEXT NOT NULL DEFAULT '{}',
-    error       TEXT
+    error       TEXT,
+    -- `host:pid` of the process running it, so a restart can tell orphans from live runs.
+    owner       TEXT
 );
 CREATE INDEX runs_by_job ON runs (job_id, id);
 CREATE INDEX runs_by_status ON runs (status);

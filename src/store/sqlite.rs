@@ -450,9 +450,11 @@ impl Store {
         let now = timestamp(Utc::now());
         let started = (status == "running").then(|| now.clone());
         let finished = (status == "skipped").then(|| now.clone());
+        let owner = (status == "running").then(process_owner);
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO runs (job_id, trigger, status, slot, queued_at, started_at, finished_at, error)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO runs (job_id, trigger, status, slot, queued_at, started_at, finished_at,
+                               error, owner)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(job_id)
         .bind(trigger)
@@ -462,6 +464,7 @@ impl Store {
         .bind(started)
         .bind(finished)
         .bind(error)
+        .bind(owner)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -472,11 +475,12 @@ impl Store {
     pub async fn claim_queued_run(&self) -> Result<Option<RunRow>, StoreError> {
         let mut tx = self.write().await?;
         let row = sqlx::query(
-            "UPDATE runs SET status = 'running', started_at = ?
+            "UPDATE runs SET status = 'running', started_at = ?, owner = ?
              WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1)
              RETURNING *",
         )
         .bind(timestamp(Utc::now()))
+        .bind(process_owner())
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -506,20 +510,40 @@ impl Store {
         Ok(())
     }
 
-    /// Marks runs left `running` by a process that is gone as `interrupted`. SQLite serves one
-    /// process, so at start-up every running run is an orphan.
+    /// Marks runs left `running` by a process that is gone as `interrupted`. A run owned by a
+    /// live process on this host (a `curator run --wait` beside the server) is left alone; one
+    /// owned by another host is too, since its liveness cannot be seen from here.
     pub async fn interrupt_orphaned_runs(&self) -> Result<u64, StoreError> {
+        let rows = sqlx::query("SELECT id, owner FROM runs WHERE status = 'running'")
+            .fetch_all(&self.pool)
+            .await?;
+        let host = host_name();
+        let orphans: Vec<i64> = rows
+            .iter()
+            .filter(|row| {
+                let owner: Option<String> = row.get("owner");
+                match owner.as_deref().and_then(|o| o.rsplit_once(':')) {
+                    Some((h, pid)) if h == host => !Path::new("/proc").join(pid).exists(),
+                    Some(_) => false,
+                    None => true,
+                }
+            })
+            .map(|row| row.get("id"))
+            .collect();
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE runs SET status = 'interrupted', finished_at = ?,
-                             error = 'the process running it stopped'
-             WHERE status = 'running'",
-        )
-        .bind(timestamp(Utc::now()))
-        .execute(&mut *tx)
-        .await?;
+        for id in &orphans {
+            sqlx::query(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?,
+                                 error = 'the process running it stopped'
+                 WHERE id = ? AND status = 'running'",
+            )
+            .bind(timestamp(Utc::now()))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(orphans.len() as u64)
     }
 
     pub async fn run(&self, id: i64) -> Result<RunRow, StoreError> {
@@ -586,6 +610,20 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// This process, as recorded in the runs it owns: `host:pid`.
+fn process_owner() -> String {
+    format!("{}:{}", host_name(), std::process::id())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 async fn upsert_entity(
@@ -741,4 +779,45 @@ fn run_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<RunRow, StoreError> {
             .map_err(|e| StoreError::Corrupt { what: "run totals", reason: e.to_string() })?,
         error: row.get("error"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let store = Store::open(&url).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn only_runs_of_dead_processes_become_interrupted() {
+        let (_dir, store) = store().await;
+        let live = store.create_run("a", "manual", "running", None, None).await.unwrap();
+        let dead = store.create_run("b", "manual", "running", None, None).await.unwrap();
+        sqlx::query("UPDATE runs SET owner = ? WHERE id = ?")
+            .bind(format!("{}:4294967295", host_name()))
+            .bind(dead)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+
+        assert_eq!(store.interrupt_orphaned_runs().await.unwrap(), 1);
+        assert_eq!(store.run(live).await.unwrap().status, "running", "this process is alive");
+        let dead = store.run(dead).await.unwrap();
+        assert_eq!(dead.status, "interrupted");
+        assert_eq!(dead.error.as_deref(), Some("the process running it stopped"));
+    }
+
+    #[tokio::test]
+    async fn a_reopened_database_keeps_its_rows_and_schema() {
+        let (dir, store) = store().await;
+        store.create_run("a", "manual", "queued", None, None).await.unwrap();
+        drop(store);
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let again = Store::open(&url).await.unwrap();
+        assert_eq!(again.runs(None, 10).await.unwrap().len(), 1);
+    }
 }
