@@ -1,0 +1,160 @@
+//! End-to-end tests: the real `curator` binary run in a temporary copy of the repository's
+//! `curator.yaml`, `jobs.d/` and `examples/`, with its own SQLite database. Each test reads as
+//! given / when / then; the serve tests start the real server on port 0. This file holds the
+//! harness; each module holds the tests of one command family.
+
+mod catalog;
+mod reconcile;
+mod runs;
+mod schedule;
+mod serve;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A temporary copy of the repository's runnable files.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// Given the repository's own config, jobs and examples.
+    fn new() -> Sandbox {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        for item in ["curator.yaml", "jobs.d", "examples", "schemas"] {
+            copy(&Path::new(REPO).join(item), &dir.path().join(item));
+        }
+        Sandbox { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_curator"));
+        cmd.args(args).current_dir(self.dir.path());
+        for var in [
+            "CURATOR_CONFIG",
+            "CURATOR_DATABASE_URL",
+            "CURATOR_JOBS_DIR",
+            "CURATOR_LISTEN",
+            "CURATOR_TIMEZONE",
+            "CURATOR_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
+    /// Runs curator to the end; the caller checks the exit code.
+    #[must_use]
+    fn run(&self, args: &[&str]) -> Run {
+        let output = self.command(args).output().expect("curator runs");
+        Run { output, args: args.join(" ") }
+    }
+
+    /// Imports the example catalog and loads jobs.d/, as a new user would first.
+    fn prepared(self) -> Sandbox {
+        self.run(&["catalog", "import", "examples/catalog.yaml"]).success();
+        self.run(&["reconcile"]).success();
+        self
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let run = self.run(args).success();
+        serde_json::from_str(&run.stdout())
+            .unwrap_or_else(|e| panic!("`{}` printed no JSON: {e}\n{}", run.args, run.stdout()))
+    }
+
+    /// The exported catalog entry of a series, by library and ID.
+    fn series(&self, library: &str, id: &str) -> Value {
+        let catalog = self.json(&["catalog", "export", "--format", "json"]);
+        let lib =
+            catalog["libraries"].as_array().unwrap().iter().find(|l| l["id"] == library).unwrap();
+        lib["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no series {id}"))
+    }
+}
+
+fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            copy(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+pub struct Run {
+    output: Output,
+    args: String,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    fn expect_code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code(),
+            code,
+            "`curator {}` exit code\nstdout:\n{}\nstderr:\n{}",
+            self.args,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    fn success(self) -> Run {
+        self.expect_code(0)
+    }
+}
+
+/// The echo plugin example, built by `cargo test` beside this test binary.
+pub fn echo_plugin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let plugin = exe.parent().unwrap().parent().unwrap().join("examples").join("echo-plugin");
+    assert!(plugin.is_file(), "expected the echo plugin at {}", plugin.display());
+    plugin
+}
+
+pub const JOB: &str = "apiVersion: curator/v1
+kind: LibraryJob
+library: manga
+schedule:
+  cron: \"0 4 * * *\"
+type: metadata_refresh
+provider: curated
+scope: series_only
+fieldGroups: [ratings]
+";
