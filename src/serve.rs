@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::routing::get;
-use chrono::Utc;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 use crate::catalog::file::CatalogFile;
@@ -46,7 +45,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let registry = Arc::new(Registry::new(&config.providers));
     let runner = Runner::new(store.clone(), registry.clone());
-    let scheduler = Scheduler::new();
+    let scheduler = Scheduler::new(Arc::new(crate::schedule::SystemClock));
     let (stop_tx, stop_rx) = tokio_watch::channel(false);
     let in_flight = Arc::new(AtomicUsize::new(0));
 
@@ -139,7 +138,7 @@ async fn pass(store: &Store, config: &Config, scheduler: &Scheduler) {
         Err(e) => tracing::error!(error = %e, "reconcile failed"),
     }
     match store.jobs().await {
-        Ok(jobs) => scheduler.sync(&jobs, config.timezone, Utc::now()),
+        Ok(jobs) => scheduler.sync(&jobs, config.timezone, scheduler.now()),
         Err(e) => tracing::error!(error = %e, "cannot read jobs for the scheduler"),
     }
 }

@@ -4,6 +4,8 @@
 
 pub mod scheduler;
 
+use std::sync::Arc;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -107,6 +109,78 @@ impl Timing {
     }
 }
 
+/// Where the scheduler reads the time. Everything that decides when a job fires asks this, so
+/// tests move time forward instead of sleeping.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that starts at a chosen instant and advances with tokio's time, so a test that
+/// pauses tokio's time runs a day of schedule in milliseconds.
+pub struct TokioClock {
+    start: DateTime<Utc>,
+    origin: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn starting_at(start: DateTime<Utc>) -> Arc<TokioClock> {
+        Arc::new(TokioClock { start, origin: tokio::time::Instant::now() })
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = tokio::time::Instant::now() - self.origin;
+        self.start + chrono::Duration::from_std(elapsed).unwrap_or_default()
+    }
+}
+
+/// What start-up does about slots a job missed while curator was down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missed {
+    pub job_id: String,
+    /// The latest slot that did not fire.
+    pub slot: DateTime<Utc>,
+    /// How many slots were missed, counted up to [`MISSED_COUNT_LIMIT`].
+    pub count: usize,
+    /// Whether the job runs once now (`catchUp: true`) or the slots are only recorded.
+    pub catch_up: bool,
+}
+
+/// Counting missed slots stops here: an every-second job down for a week needs no exact figure.
+pub const MISSED_COUNT_LIMIT: usize = 1000;
+
+impl Timing {
+    /// The slots after `since` up to and including `now`, as (latest, count); `None` when no
+    /// slot was missed.
+    pub fn missed(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Option<(DateTime<Utc>, usize)> {
+        let local = now.with_timezone(&self.zone);
+        let latest = self.cron.find_previous_occurrence(&local, true).ok()?.with_timezone(&Utc);
+        if latest <= since {
+            return None;
+        }
+        let mut count = 0;
+        let mut cursor = since;
+        while let Some(slot) = self.next_slot(cursor) {
+            if slot > now || count == MISSED_COUNT_LIMIT {
+                break;
+            }
+            count += 1;
+            cursor = slot;
+        }
+        Some((latest, count))
+    }
+}
+
 fn lower_first(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
@@ -153,6 +227,99 @@ mod tests {
         let sunday = Utc.with_ymd_and_hms(2026, 12, 6, 4, 0, 0).unwrap();
         assert_eq!(zero.next_slot(after), Some(sunday));
         assert_eq!(seven.next_slot(after), Some(sunday));
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    fn slots(cron: &str, zone: &str, from: &str, count: usize) -> Vec<String> {
+        let timing = Timing::new("j", &schedule(cron, Some(zone)), chrono_tz::UTC).unwrap();
+        timing.next_slots(utc(from), count).iter().map(|t| t.format("%Y-%m-%dT%H:%MZ").to_string()).collect()
+    }
+
+    #[test]
+    fn a_time_skipped_by_spring_forward_fires_once_right_after_the_gap() {
+        // New York jumps from 02:00 to 03:00 on 8 March 2026: 02:30 does not exist.
+        assert_eq!(
+            slots("30 2 * * *", "America/New_York", "2026-03-07T12:00:00Z", 3),
+            ["2026-03-08T07:00Z", "2026-03-09T06:30Z", "2026-03-10T06:30Z"]
+        );
+        // Lord Howe moves 30 minutes, 02:00 -> 02:30, on 4 October 2026.
+        assert_eq!(
+            slots("0 2 * * *", "Australia/Lord_Howe", "2026-10-03T00:00:00Z", 2),
+            ["2026-10-03T15:30Z", "2026-10-04T15:00Z"]
+        );
+        assert_eq!(
+            slots("15 2 * * *", "Australia/Lord_Howe", "2026-10-03T00:00:00Z", 2),
+            ["2026-10-03T15:30Z", "2026-10-04T15:15Z"]
+        );
+        // Sydney, southern hemisphere: 02:00 -> 03:00 on 4 October 2026.
+        assert_eq!(
+            slots("0 2 * * *", "Australia/Sydney", "2026-10-03T00:00:00Z", 2),
+            ["2026-10-03T16:00Z", "2026-10-04T15:00Z"]
+        );
+    }
+
+    #[test]
+    fn a_time_repeated_by_fall_back_fires_once() {
+        // New York repeats 01:00-02:00 on 1 November 2026.
+        assert_eq!(
+            slots("30 1 * * *", "America/New_York", "2026-10-31T12:00:00Z", 3),
+            ["2026-11-01T05:30Z", "2026-11-02T06:30Z", "2026-11-03T06:30Z"]
+        );
+        // Lord Howe repeats 01:30-02:00 on 5 April 2026.
+        assert_eq!(
+            slots("45 1 * * *", "Australia/Lord_Howe", "2026-04-04T00:00:00Z", 2),
+            ["2026-04-04T14:45Z", "2026-04-05T15:15Z"]
+        );
+    }
+
+    #[test]
+    fn wildcard_and_stepped_hours_fire_every_real_hour_through_both_transitions() {
+        assert_eq!(
+            slots("0 * * * *", "America/New_York", "2026-11-01T04:30:00Z", 4),
+            ["2026-11-01T05:00Z", "2026-11-01T06:00Z", "2026-11-01T07:00Z", "2026-11-01T08:00Z"]
+        );
+        assert_eq!(
+            slots("0 * * * *", "America/New_York", "2026-03-08T05:30:00Z", 3),
+            ["2026-03-08T06:00Z", "2026-03-08T07:00Z", "2026-03-08T08:00Z"]
+        );
+        assert_eq!(
+            slots("*/30 * * * *", "Europe/London", "2026-10-25T00:00:00Z", 4),
+            ["2026-10-25T00:30Z", "2026-10-25T01:00Z", "2026-10-25T01:30Z", "2026-10-25T02:00Z"]
+        );
+        // A stepped hour follows the wall clock: 00:00 GMT, then 02:00 BST one real hour later.
+        assert_eq!(
+            slots("0 */2 * * *", "Europe/London", "2026-03-28T22:30:00Z", 3),
+            ["2026-03-29T00:00Z", "2026-03-29T01:00Z", "2026-03-29T03:00Z"]
+        );
+    }
+
+    #[test]
+    fn weekly_and_monthly_jobs_are_neither_lost_nor_doubled_on_short_and_long_days() {
+        // London's 23-hour Sunday (29 March) and 25-hour Sunday (25 October 2026).
+        assert_eq!(
+            slots("30 1 * * 0", "Europe/London", "2026-03-22T12:00:00Z", 3),
+            ["2026-03-29T01:00Z", "2026-04-05T00:30Z", "2026-04-12T00:30Z"]
+        );
+        assert_eq!(
+            slots("30 1 * * 0", "Europe/London", "2026-10-18T12:00:00Z", 3),
+            ["2026-10-25T00:30Z", "2026-11-01T01:30Z", "2026-11-08T01:30Z"]
+        );
+        // A monthly job on the first, across New York's November change.
+        assert_eq!(
+            slots("30 1 1 * *", "America/New_York", "2026-10-15T00:00:00Z", 2),
+            ["2026-11-01T05:30Z", "2026-12-01T06:30Z"]
+        );
+    }
+
+    #[test]
+    fn missed_slots_are_counted_from_the_last_firing() {
+        let timing = Timing::new("j", &schedule("0 * * * *", None), chrono_tz::UTC).unwrap();
+        let missed = timing.missed(utc("2026-12-03T01:00:00Z"), utc("2026-12-03T04:30:00Z"));
+        assert_eq!(missed, Some((utc("2026-12-03T04:00:00Z"), 3)));
+        assert_eq!(timing.missed(utc("2026-12-03T04:00:00Z"), utc("2026-12-03T04:30:00Z")), None);
     }
 
     #[test]

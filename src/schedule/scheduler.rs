@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use super::Timing;
+use super::{Clock, Timing};
 use crate::store::JobRow;
 
 /// A job's place in the queue.
@@ -36,15 +36,24 @@ pub struct Firing {
     pub slot: DateTime<Utc>,
 }
 
-#[derive(Default)]
 pub struct Scheduler {
     state: Mutex<State>,
     wake: Notify,
+    clock: Arc<dyn Clock>,
 }
 
+/// The longest the timer sleeps before it looks at the wall clock again, so a clock that jumps
+/// (NTP, a suspended machine) delays a firing by at most this much.
+const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Scheduler {
-    pub fn new() -> Arc<Scheduler> {
-        Arc::new(Scheduler::default())
+    pub fn new(clock: Arc<dyn Clock>) -> Arc<Scheduler> {
+        Arc::new(Scheduler { state: Mutex::default(), wake: Notify::new(), clock })
+    }
+
+    /// The scheduler's time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// Brings the queue in line with `jobs`: new and changed enabled jobs get their next slot
@@ -136,15 +145,15 @@ impl Scheduler {
         loop {
             let next = self.state.lock().expect("scheduler lock").queue.first().map(|(t, _)| *t);
             let wait = match next {
-                Some(t) => (t - Utc::now()).to_std().unwrap_or_default(),
-                None => std::time::Duration::from_secs(3600),
+                Some(t) => (t - self.clock.now()).to_std().unwrap_or_default().min(MAX_SLEEP),
+                None => MAX_SLEEP,
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => continue,
                 _ = &mut stop => return,
             }
-            for firing in self.take_due(Utc::now()) {
+            for firing in self.take_due(self.clock.now()) {
                 fire(firing);
             }
         }
@@ -181,13 +190,17 @@ mod tests {
         }
     }
 
+    fn scheduler() -> Arc<Scheduler> {
+        Scheduler::new(Arc::new(crate::schedule::SystemClock))
+    }
+
     fn at(h: u32, m: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 3, h, m, 0).unwrap()
     }
 
     #[test]
     fn due_jobs_fire_once_and_move_to_their_next_slot() {
-        let scheduler = Scheduler::new();
+        let scheduler = scheduler();
         scheduler.sync(
             &[job("a", "0 * * * *", true), job("b", "30 * * * *", true)],
             chrono_tz::UTC,
@@ -206,7 +219,7 @@ mod tests {
 
     #[test]
     fn missed_slots_fire_once_not_once_each() {
-        let scheduler = Scheduler::new();
+        let scheduler = scheduler();
         scheduler.sync(&[job("a", "*/10 * * * *", true)], chrono_tz::UTC, at(10, 1));
         let due = scheduler.take_due(at(11, 5));
         assert_eq!(due.len(), 1, "six missed slots give one firing: {due:?}");
@@ -215,7 +228,7 @@ mod tests {
 
     #[test]
     fn disabled_jobs_are_not_queued_and_changes_take_effect_at_once() {
-        let scheduler = Scheduler::new();
+        let scheduler = scheduler();
         scheduler.sync(&[job("a", "0 4 * * *", false)], chrono_tz::UTC, at(1, 0));
         assert!(scheduler.is_empty());
         scheduler.sync(&[job("a", "0 4 * * *", true)], chrono_tz::UTC, at(1, 0));
@@ -226,12 +239,51 @@ mod tests {
         assert_eq!(scheduler.next_fire("a"), None);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_timer_fires_each_slot_on_time_without_real_sleeping() {
+        let clock = crate::schedule::TokioClock::starting_at(at(10, 58));
+        let scheduler = Scheduler::new(clock.clone());
+        scheduler.sync(&[job("a", "* * * * *", true)], chrono_tz::UTC, scheduler.now());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let timer = tokio::spawn(scheduler.clone().run(
+            move |f: Firing| tx.send((f.slot, clock.now())).unwrap(),
+            tokio::time::sleep(std::time::Duration::from_secs(181)),
+        ));
+        timer.await.unwrap();
+        let mut fired = Vec::new();
+        while let Ok(f) = rx.try_recv() {
+            fired.push(f);
+        }
+        let slots: Vec<DateTime<Utc>> = fired.iter().map(|(slot, _)| *slot).collect();
+        assert_eq!(slots, [at(10, 59), at(11, 0), at(11, 1)], "one firing per minute");
+        for (slot, when) in fired {
+            assert!(when >= slot && when - slot < chrono::Duration::milliseconds(5), "late: {slot} at {when}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_changed_schedule_takes_effect_while_the_timer_sleeps() {
+        let clock = crate::schedule::TokioClock::starting_at(at(10, 0));
+        let scheduler = Scheduler::new(clock.clone());
+        scheduler.sync(&[job("a", "0 12 * * *", true)], chrono_tz::UTC, scheduler.now());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let timer = tokio::spawn(scheduler.clone().run(
+            move |f: Firing| tx.send(f.slot).unwrap(),
+            tokio::time::sleep(std::time::Duration::from_secs(3600)),
+        ));
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        scheduler.sync(&[job("a", "30 10 * * *", true)], chrono_tz::UTC, scheduler.now());
+        timer.await.unwrap();
+        assert_eq!(rx.try_recv().ok(), Some(at(10, 30)), "the new 10:30 slot fired");
+        assert!(rx.try_recv().is_err(), "and nothing else within the hour");
+    }
+
     #[test]
     fn a_schedule_written_with_a_zone_is_unaffected_by_the_default() {
         let mut j = job("a", "0 4 * * *", true);
         j.spec.schedule =
             Schedule { timezone: Some("Asia/Tokyo".into()), ..j.spec.schedule.clone() };
-        let scheduler = Scheduler::new();
+        let scheduler = scheduler();
         scheduler.sync(&[j], chrono_tz::Europe::Paris, at(1, 0));
         // 04:00 in Tokyo is 19:00 UTC the day before; from 01:00 UTC the next is 19:00 UTC.
         assert_eq!(scheduler.next_fire("a"), Some(at(19, 0)));
