@@ -423,9 +423,11 @@ async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyho
         return Ok(Exit::Ok);
     }
     let registry = Arc::new(Registry::new(&config.providers));
-    let runner = Runner::new(store.clone(), registry.clone());
+    let notifier = crate::webhook::Notifier::start(config.webhooks.clone());
+    let runner = Runner::new(store.clone(), registry.clone(), notifier.clone(), config.retention);
     let run_id = runner.run(&job, Trigger::Manual, None).await;
     registry.shutdown().await;
+    notifier.flush(std::time::Duration::from_secs(30)).await;
     let run = store.run(run_id?).await?;
     show_run(&store, &run, output).await?;
     Ok(match run.status.as_str() {

@@ -30,6 +30,34 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// The bearer token that guards actions; never printed.
     pub api_token: Option<String>,
+    pub retention: Retention,
+    pub webhooks: Vec<crate::webhook::WebhookConfig>,
+}
+
+/// How much run history is kept per job; pruning never touches the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retention {
+    /// The newest runs kept per job.
+    #[serde(default = "retention_runs")]
+    pub max_runs: u32,
+    /// Runs older than this many days are deleted.
+    #[serde(default = "retention_days")]
+    pub max_age_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { max_runs: retention_runs(), max_age_days: retention_days() }
+    }
+}
+
+fn retention_runs() -> u32 {
+    100
+}
+
+fn retention_days() -> u32 {
+    90
 }
 
 impl fmt::Debug for Config {
@@ -43,6 +71,11 @@ impl fmt::Debug for Config {
             .field("catalog", &self.catalog)
             .field("providers", &self.providers)
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("retention", &self.retention)
+            .field(
+                "webhooks",
+                &self.webhooks.iter().map(|w| redact_url(&w.url)).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -103,6 +136,10 @@ struct ConfigFile {
     #[serde(default)]
     providers: Vec<ProviderConfig>,
     api_token: Option<String>,
+    #[serde(default)]
+    retention: Retention,
+    #[serde(default)]
+    webhooks: Vec<crate::webhook::WebhookConfig>,
 }
 
 /// A config that cannot be used; the message names the file, position and value.
@@ -196,6 +233,19 @@ impl Config {
             provider.path = provider.path.as_deref().map(resolve);
             check_provider(&origin, provider)?;
         }
+        for hook in &file.webhooks {
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+                let url = redact_url(&hook.url);
+                return Err(ConfigError::at(
+                    &origin,
+                    None,
+                    format!("webhook URL `{url}` must start with http:// or https://"),
+                ));
+            }
+        }
+        if file.retention.max_runs == 0 {
+            return Err(ConfigError::at(&origin, None, "`retention.maxRuns` must be at least 1"));
+        }
         if let Some(dup) = first_duplicate(providers.iter().map(|p| p.name.as_str())) {
             return Err(ConfigError::at(
                 &origin,
@@ -212,6 +262,8 @@ impl Config {
             catalog: file.catalog.iter().map(|p| resolve(p)).collect(),
             providers,
             api_token: overrides.api_token.clone().or(file.api_token),
+            retention: file.retention,
+            webhooks: file.webhooks,
         })
     }
 

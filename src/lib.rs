@@ -17,3 +17,4 @@ pub mod spec;
 pub mod store;
 pub mod validate;
 pub mod watch;
+pub mod webhook;

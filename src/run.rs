@@ -15,8 +15,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::catalog::fields::{self, Permissions};
+use crate::config::Retention;
 use crate::provider::{EntityKind, Metadata, ProviderError, Registry};
 use crate::store::{Change, Entry, EntryResult, JobRow, Store, StoreError};
+use crate::webhook::{EventKind, Notifier};
 
 /// How often a rate-limited call is retried before the entry fails.
 const MAX_RATE_LIMIT_WAITS: u32 = 5;
@@ -28,6 +30,8 @@ pub struct Runner {
     store: Store,
     registry: Arc<Registry>,
     running: Mutex<HashSet<String>>,
+    notifier: Notifier,
+    retention: Retention,
 }
 
 /// What started a run.
@@ -35,6 +39,8 @@ pub struct Runner {
 pub enum Trigger {
     Schedule,
     Manual,
+    /// The one run after downtime that missed one or more slots.
+    CatchUp,
 }
 
 impl Trigger {
@@ -42,13 +48,22 @@ impl Trigger {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
+            Trigger::CatchUp => "catch-up",
         }
     }
 }
 
 impl Runner {
-    pub fn new(store: Store, registry: Arc<Registry>) -> Arc<Runner> {
-        Arc::new(Runner { store, registry, running: Mutex::new(HashSet::new()) })
+    /// A runner that notifies `notifier` of failed and partial runs and keeps each job's
+    /// history within `retention`.
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        notifier: Notifier,
+        retention: Retention,
+    ) -> Arc<Runner> {
+        let running = Mutex::new(HashSet::new());
+        Arc::new(Runner { store, registry, running, notifier, retention })
     }
 
     pub fn store(&self) -> &Store {
@@ -80,11 +95,39 @@ impl Runner {
             let run_id =
                 self.store.create_run(&job.id, trigger.as_str(), "running", slot, None).await?;
             self.execute(job, run_id).await?;
+            self.after(job, run_id).await;
             Ok(run_id)
         }
         .await;
         self.running.lock().expect("running set lock").remove(&job.id);
         result
+    }
+
+    /// After a run: notify of a failure, and prune the job's history. Neither may fail the run.
+    async fn after(&self, job: &JobRow, run_id: i64) {
+        match self.store.run(run_id).await {
+            Ok(run) if run.status == "failed" || run.status == "partial" => {
+                let kind = if run.status == "failed" {
+                    EventKind::RunFailed
+                } else {
+                    EventKind::RunPartial
+                };
+                let detail = json!({
+                    "job": job.id, "jobName": job.name, "library": job.library_id,
+                    "runId": run.id, "trigger": run.trigger, "status": run.status,
+                    "error": run.error, "totals": run.totals,
+                });
+                self.notifier.send(kind, detail);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the finished run"),
+        }
+        let max_age = chrono::Duration::days(i64::from(self.retention.max_age_days));
+        match self.store.prune_runs(&job.id, self.retention.max_runs, max_age).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::debug!(job.id = %job.id, pruned, "old runs pruned"),
+            Err(e) => tracing::warn!(job.id = %job.id, error = %e, "cannot prune old runs"),
+        }
     }
 
     /// Runs an already created, running run row (one claimed from the queue).
@@ -94,6 +137,9 @@ impl Runner {
             return self.store.finish_run(run_id, "skipped", &json!({}), Some(reason)).await;
         }
         let result = self.execute(job, run_id).await;
+        if result.is_ok() {
+            self.after(job, run_id).await;
+        }
         self.running.lock().expect("running set lock").remove(&job.id);
         result
     }

@@ -1,7 +1,9 @@
 //! `curator serve`: one process with the reconciler, the watcher, the scheduler, the run
-//! workers and the HTTP listener. Start-up reconciles once; after that a file change, SIGHUP
-//! or the periodic resync triggers a pass, and each pass re-syncs the scheduler.
+//! workers and the HTTP listener. Start-up reconciles once and catches up on slots missed
+//! while curator was down; after that a file change, SIGHUP or the periodic resync triggers a
+//! pass, and each pass re-syncs the scheduler.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::routing::get;
+use serde_json::json;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 use crate::catalog::file::CatalogFile;
@@ -17,17 +20,49 @@ use crate::provider::Registry;
 use crate::reconcile::{self, Options};
 use crate::run::{Runner, Trigger};
 use crate::schedule::scheduler::{Firing, Scheduler};
-use crate::store::{ImportMode, Store};
+use crate::schedule::{SystemClock, Timing};
+use crate::store::{ImportMode, JobRow, Store};
 use crate::watch;
+use crate::webhook::{EventKind, Notifier};
 
 /// A full rescan even when no event came: the watcher's backstop.
 const RESYNC_EVERY: Duration = Duration::from_secs(300);
 /// How often the run queue (runs requested by `curator run` without `--wait`) is checked.
 const QUEUE_POLL_EVERY: Duration = Duration::from_secs(2);
-/// How long shutdown waits for running runs before it stops anyway.
+/// How long shutdown waits for running runs before it marks them interrupted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Runs the server until SIGINT or SIGTERM.
+/// What the server's tasks share.
+struct Server {
+    store: Store,
+    config: Config,
+    runner: Arc<Runner>,
+    scheduler: Arc<Scheduler>,
+    notifier: Notifier,
+    /// Runs started by this process and not yet ended.
+    in_flight: AtomicUsize,
+}
+
+impl Server {
+    /// Runs `job` on its own task, counted so shutdown can wait for it.
+    fn spawn_run(
+        self: &Arc<Self>,
+        job: JobRow,
+        trigger: Trigger,
+        slot: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let server = self.clone();
+        server.in_flight.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            if let Err(e) = server.runner.run(&job, trigger, slot).await {
+                tracing::error!(job.id = %job.id, error = %e, "run could not be recorded");
+            }
+            server.in_flight.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM; a second signal stops it at once.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.database).await?;
     let interrupted = store.interrupt_orphaned_runs().await?;
@@ -44,81 +79,164 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     let registry = Arc::new(Registry::new(&config.providers));
-    let runner = Runner::new(store.clone(), registry.clone());
-    let scheduler = Scheduler::new(Arc::new(crate::schedule::SystemClock));
+    let notifier = Notifier::start(config.webhooks.clone());
+    let runner = Runner::new(store.clone(), registry.clone(), notifier.clone(), config.retention);
+    let scheduler = Scheduler::new(Arc::new(SystemClock));
+    let server = Arc::new(Server {
+        store,
+        config,
+        runner,
+        scheduler,
+        notifier,
+        in_flight: AtomicUsize::new(0),
+    });
     let (stop_tx, stop_rx) = tokio_watch::channel(false);
-    let in_flight = Arc::new(AtomicUsize::new(0));
 
-    let listener = tokio::net::TcpListener::bind(&config.listen)
+    let listener = tokio::net::TcpListener::bind(&server.config.listen)
         .await
-        .with_context(|| format!("cannot listen on `{}`", config.listen))?;
+        .with_context(|| format!("cannot listen on `{}`", server.config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "listening");
 
     // The watch starts before the first pass, so a file saved during that pass is not missed.
     let (signal_tx, signal_rx) = mpsc::channel(1);
-    let watching = start_watch(&config, signal_tx.clone());
-    pass(&store, &config, &scheduler).await;
+    let watching = start_watch(&server.config, signal_tx.clone());
+    let mut invalid = BTreeSet::new();
+    pass(&server, &mut invalid).await;
+    catch_up(&server).await;
+
     let reconciler = tokio::spawn(reconcile_loop(
-        store.clone(),
-        config.clone(),
-        scheduler.clone(),
+        server.clone(),
+        invalid,
         (watching, signal_tx, signal_rx),
         stop_rx.clone(),
     ));
-
     let fire = {
-        let (runner, store, in_flight) = (runner.clone(), store.clone(), in_flight.clone());
+        let server = server.clone();
         move |firing: Firing| {
-            let (runner, store, in_flight) = (runner.clone(), store.clone(), in_flight.clone());
-            in_flight.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                match store.job(&firing.job_id).await {
-                    Ok(job) => {
-                        tracing::info!(job.id = %job.id, slot = %firing.slot, "job fired");
-                        if let Err(e) = runner.run(&job, Trigger::Schedule, Some(firing.slot)).await
-                        {
-                            tracing::error!(job.id = %job.id, error = %e, "run could not be recorded");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(job.id = %firing.job_id, error = %e, "fired job is gone")
-                    }
-                }
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-            });
+            let server = server.clone();
+            tokio::spawn(async move { fire(&server, firing).await });
         }
     };
-    let timer = tokio::spawn(scheduler.clone().run(fire, stopped(stop_rx.clone())));
-    let queue = tokio::spawn(queue_loop(runner.clone(), in_flight.clone(), stop_rx.clone()));
+    let timer = tokio::spawn(server.scheduler.clone().run(fire, stopped(stop_rx.clone())));
+    let queue = tokio::spawn(queue_loop(server.clone(), stop_rx.clone()));
 
     let app = Router::new().route("/healthz", get(|| async { "ok\n" }));
-    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let http = tokio::spawn(async move { server.await });
+    let http = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let http = tokio::spawn(async move { http.await });
 
-    shutdown_signal().await;
-    tracing::info!("shutting down: no new runs start");
-    let _ = stop_tx.send(true);
-    let _ = tokio::join!(timer, queue, reconciler);
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    while in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if in_flight.load(Ordering::SeqCst) > 0 {
-        tracing::warn!(
-            runs = in_flight.load(Ordering::SeqCst),
-            "runs still going at the end of the grace period; they will be marked interrupted at the next start"
-        );
-    }
+    shutdown(&server, stop_tx, [timer, queue, reconciler]).await;
     registry.shutdown().await;
+    server.notifier.flush(Duration::from_secs(5)).await;
     let _ = http.await;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// The first signal stops new runs and waits for running ones up to the grace period; a
+/// second signal, or the end of the grace, marks what is left `interrupted` and returns.
+async fn shutdown(
+    server: &Server,
+    stop: tokio_watch::Sender<bool>,
+    tasks: [tokio::task::JoinHandle<()>; 3],
+) {
+    shutdown_signal().await;
+    tracing::info!(grace_s = SHUTDOWN_GRACE.as_secs(), "shutting down: no new runs start");
+    let _ = stop.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    let drained = async {
+        while server.in_flight.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        _ = drained => tracing::info!("running runs finished"),
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over"),
+        _ = shutdown_signal() => tracing::warn!("second signal: stopping now"),
+    }
+    match server.store.interrupt_own_runs().await {
+        Ok(0) => {}
+        Ok(runs) => tracing::warn!(runs, "unfinished runs marked interrupted"),
+        Err(e) => tracing::error!(error = %e, "cannot mark unfinished runs interrupted"),
+    }
+}
+
+/// One scheduled firing: claim the slot, then run the job's current version.
+async fn fire(server: &Arc<Server>, firing: Firing) {
+    let job = match server.store.job(&firing.job_id).await {
+        Ok(job) => job,
+        Err(e) => return tracing::warn!(job.id = %firing.job_id, error = %e, "fired job is gone"),
+    };
+    match server.store.claim_firing(&job.id, firing.slot, Trigger::Schedule.as_str()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return tracing::debug!(job.id = %job.id, slot = %firing.slot, "slot already claimed");
+        }
+        Err(e) => return tracing::error!(job.id = %job.id, error = %e, "cannot claim the slot"),
+    }
+    let late_ms = (server.scheduler.now() - firing.slot).num_milliseconds();
+    tracing::info!(job.id = %job.id, slot = %firing.slot, late_ms, "job fired");
+    server.spawn_run(job, Trigger::Schedule, Some(firing.slot));
+}
+
+/// After downtime: a job that missed slots runs once (`catchUp: true`) or gets a `skipped`
+/// record saying what it missed. Slots are counted from the job's last claimed slot, or from
+/// when the job was created if it never fired.
+async fn catch_up(server: &Arc<Server>) {
+    let (jobs, last) = match (server.store.jobs().await, server.store.last_slots().await) {
+        (Ok(jobs), Ok(last)) => (jobs, last),
+        (Err(e), _) | (_, Err(e)) => {
+            return tracing::error!(error = %e, "cannot check for missed firings");
+        }
+    };
+    let now = server.scheduler.now();
+    for job in jobs.into_iter().filter(|j| j.enabled) {
+        let Ok(timing) = Timing::new(&job.id, &job.spec.schedule, server.config.timezone) else {
+            continue;
+        };
+        let since = last.get(&job.id).copied().unwrap_or(job.created_at).max(job.created_at);
+        let Some((slot, count)) = timing.missed(since, now) else { continue };
+        let catch_up = job.spec.schedule.catch_up;
+        let trigger = if catch_up { Trigger::CatchUp.as_str() } else { "missed" };
+        match server.store.claim_firing(&job.id, slot, trigger).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(job.id = %job.id, error = %e, "cannot claim the missed slot");
+                continue;
+            }
+        }
+        if catch_up {
+            tracing::info!(job.id = %job.id, missed = count, latest = %slot, "missed slots while down: running once to catch up");
+            server.spawn_run(job, Trigger::CatchUp, Some(slot));
+        } else {
+            let reason = format!(
+                "missed {count} slot(s) while curator was down, latest {slot}; catchUp is false"
+            );
+            tracing::info!(job.id = %job.id, missed = count, latest = %slot, "missed slots while down: not catching up");
+            if let Err(e) = server
+                .store
+                .create_run(
+                    &job.id,
+                    Trigger::CatchUp.as_str(),
+                    "skipped",
+                    Some(slot),
+                    Some(&reason),
+                )
+                .await
+            {
+                tracing::error!(job.id = %job.id, error = %e, "cannot record the missed slots");
+            }
+        }
+    }
+}
+
 /// One reconcile pass, logged, followed by a scheduler sync. Errors are logged, not fatal:
-/// the server keeps its last good state.
-async fn pass(store: &Store, config: &Config, scheduler: &Scheduler) {
-    match reconcile::reconcile(store, config, Options::default()).await {
+/// the server keeps its last good state. Files that became invalid since the last pass are
+/// announced to the webhooks once.
+async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
+    match reconcile::reconcile(&server.store, &server.config, Options::default()).await {
         Ok(plan) => {
             for d in plan.report.diagnostics() {
                 tracing::warn!(job.file = %d.file, "{d}");
@@ -134,19 +252,33 @@ async fn pass(store: &Store, config: &Config, scheduler: &Scheduler) {
                 kept = plan.kept.len(),
                 "reconciled"
             );
+            let now_invalid: BTreeSet<String> = plan
+                .report
+                .files
+                .iter()
+                .filter(|f| f.has_errors())
+                .map(|f| f.file.display().to_string())
+                .collect();
+            for file in plan.report.files.iter().filter(|f| f.has_errors()) {
+                let name = file.file.display().to_string();
+                if !invalid.contains(&name) {
+                    let detail = json!({ "file": name, "diagnostics": file.diagnostics });
+                    server.notifier.send(EventKind::FileInvalid, detail);
+                }
+            }
+            *invalid = now_invalid;
         }
         Err(e) => tracing::error!(error = %e, "reconcile failed"),
     }
-    match store.jobs().await {
-        Ok(jobs) => scheduler.sync(&jobs, config.timezone, scheduler.now()),
+    match server.store.jobs().await {
+        Ok(jobs) => server.scheduler.sync(&jobs, server.config.timezone, server.scheduler.now()),
         Err(e) => tracing::error!(error = %e, "cannot read jobs for the scheduler"),
     }
 }
 
 async fn reconcile_loop(
-    store: Store,
-    config: Config,
-    scheduler: Arc<Scheduler>,
+    server: Arc<Server>,
+    mut invalid: BTreeSet<String>,
     (mut watching, signal_tx, mut signal): (Option<Watching>, mpsc::Sender<()>, mpsc::Receiver<()>),
     mut stop: tokio_watch::Receiver<bool>,
 ) {
@@ -160,11 +292,11 @@ async fn reconcile_loop(
             _ = resync.tick() => tracing::debug!("periodic resync"),
             _ = stop.changed() => return,
         }
-        pass(&store, &config, &scheduler).await;
+        pass(&server, &mut invalid).await;
         // A deleted and recreated directory is a new inode that the old watch does not see.
-        let identity = dir_identity(&config.jobs_dir);
+        let identity = dir_identity(&server.config.jobs_dir);
         if watching.as_ref().map(|(_, id)| *id) != Some(identity) {
-            watching = start_watch(&config, signal_tx.clone());
+            watching = start_watch(&server.config, signal_tx.clone());
         }
     }
 }
@@ -188,11 +320,7 @@ fn dir_identity(dir: &std::path::Path) -> Option<u64> {
 }
 
 /// Runs the runs queued by `curator run` without `--wait`.
-async fn queue_loop(
-    runner: Arc<Runner>,
-    in_flight: Arc<AtomicUsize>,
-    mut stop: tokio_watch::Receiver<bool>,
-) {
+async fn queue_loop(server: Arc<Server>, mut stop: tokio_watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(QUEUE_POLL_EVERY);
     loop {
         tokio::select! {
@@ -200,7 +328,7 @@ async fn queue_loop(
             _ = stop.changed() => return,
         }
         loop {
-            let claimed = match runner.store().claim_queued_run().await {
+            let claimed = match server.store.claim_queued_run().await {
                 Ok(Some(run)) => run,
                 Ok(None) => break,
                 Err(e) => {
@@ -208,24 +336,24 @@ async fn queue_loop(
                     break;
                 }
             };
-            let job = match runner.store().job(&claimed.job_id).await {
+            let job = match server.store.job(&claimed.job_id).await {
                 Ok(job) => job,
                 Err(e) => {
                     let reason = e.to_string();
-                    let _ = runner
-                        .store()
-                        .finish_run(claimed.id, "failed", &serde_json::json!({}), Some(&reason))
+                    let _ = server
+                        .store
+                        .finish_run(claimed.id, "failed", &json!({}), Some(&reason))
                         .await;
                     continue;
                 }
             };
-            let (runner, in_flight) = (runner.clone(), in_flight.clone());
-            in_flight.fetch_add(1, Ordering::SeqCst);
+            let worker = server.clone();
+            worker.in_flight.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                if let Err(e) = runner.run_claimed(&job, claimed.id).await {
+                if let Err(e) = worker.runner.run_claimed(&job, claimed.id).await {
                     tracing::error!(job.id = %job.id, error = %e, "queued run could not be recorded");
                 }
-                in_flight.fetch_sub(1, Ordering::SeqCst);
+                worker.in_flight.fetch_sub(1, Ordering::SeqCst);
             });
         }
     }

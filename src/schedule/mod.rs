@@ -162,7 +162,11 @@ pub const MISSED_COUNT_LIMIT: usize = 1000;
 impl Timing {
     /// The slots after `since` up to and including `now`, as (latest, count); `None` when no
     /// slot was missed.
-    pub fn missed(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Option<(DateTime<Utc>, usize)> {
+    pub fn missed(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<(DateTime<Utc>, usize)> {
         let local = now.with_timezone(&self.zone);
         let latest = self.cron.find_previous_occurrence(&local, true).ok()?.with_timezone(&Utc);
         if latest <= since {
@@ -235,7 +239,11 @@ mod tests {
 
     fn slots(cron: &str, zone: &str, from: &str, count: usize) -> Vec<String> {
         let timing = Timing::new("j", &schedule(cron, Some(zone)), chrono_tz::UTC).unwrap();
-        timing.next_slots(utc(from), count).iter().map(|t| t.format("%Y-%m-%dT%H:%MZ").to_string()).collect()
+        timing
+            .next_slots(utc(from), count)
+            .iter()
+            .map(|t| t.format("%Y-%m-%dT%H:%MZ").to_string())
+            .collect()
     }
 
     #[test]

@@ -257,7 +257,10 @@ mod tests {
         let slots: Vec<DateTime<Utc>> = fired.iter().map(|(slot, _)| *slot).collect();
         assert_eq!(slots, [at(10, 59), at(11, 0), at(11, 1)], "one firing per minute");
         for (slot, when) in fired {
-            assert!(when >= slot && when - slot < chrono::Duration::milliseconds(5), "late: {slot} at {when}");
+            assert!(
+                when >= slot && when - slot < chrono::Duration::milliseconds(5),
+                "late: {slot} at {when}"
+            );
         }
     }
 

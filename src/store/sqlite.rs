@@ -435,6 +435,43 @@ impl Store {
         Ok(())
     }
 
+    // ----- firings -----
+
+    /// Claims a job's slot; `false` when it was claimed already, and the caller must not run it.
+    pub async fn claim_firing(
+        &self,
+        job_id: &str,
+        slot: DateTime<Utc>,
+        trigger: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "INSERT INTO firings (job_id, slot, trigger, fired_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (job_id, slot) DO NOTHING",
+        )
+        .bind(job_id)
+        .bind(timestamp(slot))
+        .bind(trigger)
+        .bind(timestamp(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Each job's latest claimed slot.
+    pub async fn last_slots(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        let rows = sqlx::query("SELECT job_id, MAX(slot) AS slot FROM firings GROUP BY job_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let slot: String = row.get("slot");
+                Ok((row.get("job_id"), parse_timestamp(&slot)?))
+            })
+            .collect()
+    }
+
     // ----- runs -----
 
     /// Creates a run row in `status` (`queued`, `running` or `skipped`).
@@ -508,6 +545,49 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Deletes a job's runs beyond the newest `keep` and any older than `max_age`, with their
+    /// entries. Runs still going are never pruned.
+    pub async fn prune_runs(
+        &self,
+        job_id: &str,
+        keep: u32,
+        max_age: chrono::Duration,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let cutoff = timestamp(Utc::now() - max_age);
+        let done = sqlx::query(
+            "DELETE FROM runs
+             WHERE job_id = ? AND status NOT IN ('queued', 'running')
+               AND (queued_at < ? OR id NOT IN
+                    (SELECT id FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT ?))",
+        )
+        .bind(job_id)
+        .bind(cutoff)
+        .bind(job_id)
+        .bind(i64::from(keep))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Marks this process's runs that are still going as `interrupted`: shutdown's last step
+    /// once the grace period is over.
+    pub async fn interrupt_own_runs(&self) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?,
+                             error = 'curator stopped before the run ended'
+             WHERE status = 'running' AND owner = ?",
+        )
+        .bind(timestamp(Utc::now()))
+        .bind(process_owner())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 
     /// Marks runs left `running` by a process that is gone as `interrupted`. A run owned by a
