@@ -22,7 +22,8 @@ pub struct Watch {
 }
 
 /// Watches `dir` (and its parent, so a deleted and recreated directory is noticed) and sends
-/// `()` on `signal` after each burst of changes.
+/// `()` on `signal` after each burst of changes. A missing `dir` is not an error while its
+/// parent exists: the parent's watch reports when it appears, and the caller watches anew.
 pub fn watch(dir: &Path, signal: mpsc::Sender<()>) -> notify::Result<Watch> {
     // Events carry absolute paths; compare against the absolute directory.
     let dir = &std::path::absolute(dir)?;
@@ -47,6 +48,12 @@ pub fn watch(dir: &Path, signal: mpsc::Sender<()>) -> notify::Result<Watch> {
     if let Some(parent) = dir.parent().filter(|p| p.is_dir()) {
         debouncer.watch(parent, RecursiveMode::NonRecursive)?;
     }
-    debouncer.watch(dir, RecursiveMode::Recursive)?;
+    match debouncer.watch(dir, RecursiveMode::Recursive) {
+        Ok(()) => {}
+        Err(e) if !dir.exists() && dir.parent().is_some_and(Path::is_dir) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "jobs directory missing; watching for it to appear");
+        }
+        Err(e) => return Err(e),
+    }
     Ok(Watch { _debouncer: debouncer })
 }

@@ -9,6 +9,7 @@ mod runs;
 mod schedule;
 mod serve;
 mod validate;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -70,6 +71,26 @@ impl Sandbox {
         self.run(&["catalog", "import", "examples/catalog.yaml"]).success();
         self.run(&["reconcile"]).success();
         self
+    }
+
+    /// Runs SQL against the sandbox's database, as an operator with a database shell would.
+    fn sql(&self, statement: &str) {
+        let url = format!("sqlite://{}", self.path("data/curator.db").display());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
+                .execute(&mut db)
+                .await
+                .unwrap();
+        });
+    }
+
+    /// Adds lines to the sandbox's `curator.yaml`.
+    fn append_config(&self, text: &str) {
+        let config = std::fs::read_to_string(self.path("curator.yaml")).unwrap();
+        self.write("curator.yaml", &format!("{config}{text}"));
     }
 
     fn json(&self, args: &[&str]) -> Value {

@@ -2,22 +2,22 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::*;
 
 /// A running `curator serve`, stopped on drop.
-struct Server {
-    child: Child,
+pub struct Server {
+    pub child: Child,
     port: u16,
     log: mpsc::Receiver<String>,
-    lines: Vec<String>,
+    pub lines: Vec<String>,
 }
 
 impl Server {
-    fn start(sandbox: &Sandbox) -> Server {
+    pub fn start(sandbox: &Sandbox) -> Server {
         let mut child = sandbox
             .command(&["serve"])
             .env("CURATOR_LISTEN", "127.0.0.1:0")
@@ -41,7 +41,12 @@ impl Server {
         server
     }
 
-    fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
+    /// The next log line already printed, without waiting.
+    pub fn log_try(&self) -> Result<String, mpsc::TryRecvError> {
+        self.log.try_recv()
+    }
+
+    pub fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;
         if let Some(line) = self.lines.iter().find(|l| l.contains(needle)) {
             return line.clone();
@@ -95,7 +100,7 @@ fn strip_ansi(line: &str) -> String {
 }
 
 /// Polls until `check` holds, or fails after `within`.
-fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if check() {
@@ -176,4 +181,177 @@ fn serve_hot_reloads_edits_keeps_broken_files_and_drops_deleted_ones() {
     eventually(Duration::from_secs(3), "the job being deleted", || {
         !sandbox.run(&["jobs", "show", "tick"]).output.status.success()
     });
+}
+
+fn runs_of(sandbox: &Sandbox, job: &str) -> Vec<serde_json::Value> {
+    let runs = sandbox.json(&["runs", "list", "--job", job, "--limit", "1000", "--output", "json"]);
+    runs.as_array().unwrap().clone()
+}
+
+#[test]
+fn after_downtime_a_job_catches_up_once_and_one_without_catch_up_records_the_miss() {
+    let sandbox = Sandbox::new().prepared();
+    let hourly = JOB.replace("\"0 4 * * *\"", "\"0 * * * *\"");
+    sandbox.write("jobs.d/hourly.yaml", &hourly);
+    sandbox.write(
+        "jobs.d/quiet.yaml",
+        &hourly.replace("cron: \"0 * * * *\"", "cron: \"0 * * * *\"\n  catchUp: false"),
+    );
+    sandbox.run(&["reconcile"]).success();
+    // The jobs were loaded three hours and a bit ago, and curator was not running since.
+    sandbox
+        .sql("UPDATE jobs SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-185 minutes')");
+
+    let mut server = Server::start(&sandbox);
+    server.wait_for_log("running once to catch up", Duration::from_secs(10));
+    server.wait_for_log("not catching up", Duration::from_secs(10));
+    eventually(Duration::from_secs(10), "the catch-up run finishing", || {
+        runs_of(&sandbox, "hourly").iter().any(|r| r["status"] == "succeeded")
+    });
+    let hourly_runs = runs_of(&sandbox, "hourly");
+    assert_eq!(hourly_runs.len(), 1, "one run for three missed slots: {hourly_runs:?}");
+    assert_eq!(hourly_runs[0]["trigger"], "catch-up");
+    let quiet = runs_of(&sandbox, "quiet");
+    assert_eq!(quiet.len(), 1, "{quiet:?}");
+    assert_eq!(quiet[0]["status"], "skipped");
+    let reason = quiet[0]["error"].as_str().unwrap();
+    assert!(
+        reason.starts_with("missed 3 slot(s) while curator was down")
+            && reason.ends_with("catchUp is false"),
+        "{reason}"
+    );
+    drop(server);
+
+    // A restart right away finds nothing more to catch up.
+    let mut server = Server::start(&sandbox);
+    server.wait_for_log("listening", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!server.lines.iter().any(|l| l.contains("catch up")), "{:?}", server.lines);
+    assert_eq!(runs_of(&sandbox, "hourly").len(), 1);
+    assert_eq!(runs_of(&sandbox, "quiet").len(), 1);
+}
+
+#[test]
+fn a_firing_during_a_running_run_is_recorded_as_skipped() {
+    let sandbox = Sandbox::new().prepared();
+    sandbox.append_config(&format!(
+        "  - name: echo\n    kind: plugin\n    command: {}\n    permissions: [\"metadata:write:*\"]\n",
+        echo_plugin().display()
+    ));
+    sandbox.write("ids.yaml", "libraries:\n  - id: slow\n    name: Slow\n    series:\n      - id: s\n        externalIds: { echo: { id: slow } }\n");
+    sandbox.run(&["catalog", "import", "ids.yaml"]).success();
+    let job = JOB
+        .replace("library: manga", "library: slow")
+        .replace("provider: curated", "provider: echo");
+    sandbox.write(
+        "jobs.d/slow.yaml",
+        &(job.replace("\"0 4 * * *\"", "\"* * * * * *\"") + "skipRecentlySyncedWithinS: 0\n"),
+    );
+
+    let _server = Server::start(&sandbox);
+    eventually(Duration::from_secs(10), "a skipped firing", || {
+        runs_of(&sandbox, "slow").iter().any(|r| r["status"] == "skipped")
+    });
+    let skipped = runs_of(&sandbox, "slow").into_iter().find(|r| r["status"] == "skipped").unwrap();
+    assert_eq!(skipped["trigger"], "schedule");
+    assert_eq!(skipped["error"], "the previous run of this job is still going");
+}
+
+#[test]
+fn history_is_pruned_to_the_configured_count() {
+    let sandbox = Sandbox::new().prepared();
+    sandbox.append_config("retention:\n  maxRuns: 2\n  maxAgeDays: 30\n");
+    for _ in 0..4 {
+        sandbox.run(&["run", "books/curated-volumes", "--wait"]).success();
+    }
+    let runs = runs_of(&sandbox, "books/curated-volumes");
+    let ids: Vec<i64> = runs.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [4, 3], "the newest two runs are kept");
+    let catalog = sandbox.series("books", "dune");
+    assert!(catalog["books"].is_array(), "pruning never touches the catalog");
+}
+
+/// A local webhook receiver: records each POSTed JSON body.
+fn receiver() -> (String, mpsc::Receiver<serde_json::Value>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let _ = tx.send(serde_json::from_slice(&body).unwrap());
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn webhooks_hear_of_failed_runs_and_files_that_become_invalid() {
+    let sandbox = Sandbox::new().prepared();
+    let (url, events) = receiver();
+    sandbox.append_config(&format!("webhooks:\n  - url: {url}\n"));
+    // A job whose provider is disabled fails its runs.
+    let config = std::fs::read_to_string(sandbox.path("curator.yaml")).unwrap();
+    sandbox.write(
+        "curator.yaml",
+        &config.replace("    kind: directory\n", "    kind: directory\n    enabled: false\n"),
+    );
+    let run = sandbox.run(&["run", "books/curated-volumes", "--wait"]).expect_code(1);
+    assert!(run.stdout().contains("failed"), "{}", run.stdout());
+    let event = events.recv_timeout(Duration::from_secs(10)).expect("a run.failed event");
+    assert_eq!(event["event"], "run.failed");
+    assert_eq!(event["job"], "books/curated-volumes");
+    assert!(event["error"].as_str().unwrap().contains("disabled"), "{event}");
+
+    let _server = Server::start(&sandbox);
+    sandbox.write("jobs.d/books/curated-volumes.yaml", "apiVersion: [\n");
+    let event = events.recv_timeout(Duration::from_secs(10)).expect("a file.invalid event");
+    assert_eq!(event["event"], "file.invalid");
+    assert_eq!(event["file"], "jobs.d/books/curated-volumes.yaml");
+    assert_eq!(event["diagnostics"][0]["code"], "yaml");
+}
+
+#[test]
+fn a_second_signal_stops_at_once_and_marks_the_unfinished_run_interrupted() {
+    let sandbox = Sandbox::new().prepared();
+    sandbox.append_config(&format!(
+        "  - name: echo\n    kind: plugin\n    command: {}\n    permissions: [\"metadata:write:*\"]\n",
+        echo_plugin().display()
+    ));
+    sandbox.write("ids.yaml", "libraries:\n  - id: slow\n    name: Slow\n    series:\n      - id: s\n        externalIds: { echo: { id: slow } }\n");
+    sandbox.run(&["catalog", "import", "ids.yaml"]).success();
+    sandbox.write(
+        "jobs.d/slow.yaml",
+        &JOB.replace("library: manga", "library: slow")
+            .replace("provider: curated", "provider: echo"),
+    );
+    let mut server = Server::start(&sandbox);
+    sandbox.run(&["run", "slow"]).success();
+    server.wait_for_log("run planned", Duration::from_secs(10));
+
+    let pid = server.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    server.wait_for_log("shutting down", Duration::from_secs(5));
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    server.wait_for_log("second signal: stopping now", Duration::from_secs(5));
+    server.wait_for_log("unfinished runs marked interrupted", Duration::from_secs(5));
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "a signalled shutdown exits 0: {status}");
+    let run = sandbox.json(&["runs", "show", "1", "--output", "json"]);
+    assert_eq!(run["run"]["status"], "interrupted");
 }
