@@ -367,7 +367,13 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
         _ => Vec::new(),
     };
     if output == Output::Json {
-        let value = json!({ "job": job, "timezone": timing.as_ref().map(|t| t.zone.name()), "nextFireTimes": fires, "runs": runs });
+        let value = json!({
+            "job": job,
+            "timezone": timing.as_ref().map(|t| t.zone.name()),
+            "jitterMs": timing.as_ref().map(|t| t.jitter.as_millis() as u64),
+            "nextFireTimes": fires,
+            "runs": runs,
+        });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(Exit::Ok);
     }
@@ -390,6 +396,11 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
             t.describe(),
             t.zone.name()
         );
+        if let Some(window) = &job.spec.schedule.jitter {
+            let delay =
+                humantime::format_duration(std::time::Duration::from_secs(t.jitter.as_secs()));
+            let _ = writeln!(out, "jitter:    +{delay} (fixed for this job, within {window})");
+        }
     }
     for f in &fires {
         let zone = timing.as_ref().map_or(config.timezone, |t| t.zone);

@@ -64,6 +64,9 @@ impl Server {
 
 /// Runs the server until SIGINT or SIGTERM; a second signal stops it at once.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Installed first: a signal that arrives before its handler exists ends the process.
+    let hangup = hangup_signal();
+    let mut stop_signals = StopSignals::install();
     let store = Store::open(&config.database).await?;
     let interrupted = store.interrupt_orphaned_runs().await?;
     if interrupted > 0 {
@@ -108,6 +111,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         server.clone(),
         invalid,
         (watching, signal_tx, signal_rx),
+        hangup,
         stop_rx.clone(),
     ));
     let fire = {
@@ -124,7 +128,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let http = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let http = tokio::spawn(async move { http.await });
 
-    shutdown(&server, stop_tx, [timer, queue, reconciler]).await;
+    shutdown(&server, &mut stop_signals, stop_tx, [timer, queue, reconciler]).await;
     registry.shutdown().await;
     server.notifier.flush(Duration::from_secs(5)).await;
     let _ = http.await;
@@ -136,10 +140,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// second signal, or the end of the grace, marks what is left `interrupted` and returns.
 async fn shutdown(
     server: &Server,
+    signals: &mut StopSignals,
     stop: tokio_watch::Sender<bool>,
     tasks: [tokio::task::JoinHandle<()>; 3],
 ) {
-    shutdown_signal().await;
+    signals.next().await;
     tracing::info!(grace_s = SHUTDOWN_GRACE.as_secs(), "shutting down: no new runs start");
     let _ = stop.send(true);
     for task in tasks {
@@ -153,7 +158,7 @@ async fn shutdown(
     tokio::select! {
         _ = drained => tracing::info!("running runs finished"),
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over"),
-        _ = shutdown_signal() => tracing::warn!("second signal: stopping now"),
+        _ = signals.next() => tracing::warn!("second signal: stopping now"),
     }
     match server.store.interrupt_own_runs().await {
         Ok(0) => {}
@@ -280,9 +285,9 @@ async fn reconcile_loop(
     server: Arc<Server>,
     mut invalid: BTreeSet<String>,
     (mut watching, signal_tx, mut signal): (Option<Watching>, mpsc::Sender<()>, mpsc::Receiver<()>),
+    mut hangup: tokio::signal::unix::Signal,
     mut stop: tokio_watch::Receiver<bool>,
 ) {
-    let mut hangup = hangup_signal();
     let mut resync = tokio::time::interval(RESYNC_EVERY);
     resync.tick().await;
     loop {
@@ -368,11 +373,25 @@ fn hangup_signal() -> tokio::signal::unix::Signal {
         .expect("a SIGHUP handler can be installed")
 }
 
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler can be installed");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+/// SIGINT and SIGTERM, either of which asks the server to stop.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        StopSignals {
+            interrupt: signal(SignalKind::interrupt()).expect("a SIGINT handler can be installed"),
+            terminate: signal(SignalKind::terminate()).expect("a SIGTERM handler can be installed"),
+        }
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

@@ -31,3 +31,50 @@ fn schedule_prints_fire_times_in_utc_and_the_zone() {
         run.stderr()
     );
 }
+
+#[test]
+fn a_jobs_jitter_is_fixed_and_shown_with_its_fire_times() {
+    let sandbox = Sandbox::new().prepared();
+    let jittered = JOB.replace("\"0 4 * * *\"", "\"0 4 * * *\"\n  jitter: 10m");
+    sandbox.write("jobs.d/spread.yaml", &jittered);
+    sandbox.run(&["reconcile"]).success();
+    let shown = sandbox.json(&["jobs", "show", "spread", "--output", "json"]);
+    let jitter = shown["jitterMs"].as_u64().unwrap();
+    assert!(jitter < 600_000, "{jitter}");
+    let first = shown["nextFireTimes"][0].as_str().unwrap().to_string();
+    let offset =
+        chrono::DateTime::parse_from_rfc3339(&first).unwrap().timestamp_millis() % 86_400_000;
+    assert_eq!(
+        offset as u64,
+        4 * 3_600_000 + jitter,
+        "each fire time is 04:00 UTC plus the jitter"
+    );
+    let again = sandbox.json(&["jobs", "show", "spread", "--output", "json"]);
+    assert_eq!(again["jitterMs"].as_u64(), Some(jitter), "the same delay every time");
+    let text = sandbox.run(&["jobs", "show", "spread"]).success().stdout();
+    assert!(text.contains("(fixed for this job, within 10m)"), "{text}");
+}
+
+#[test]
+fn jobs_without_a_zone_use_the_config_zone_else_the_machines() {
+    let sandbox = Sandbox::new().prepared();
+    let list = sandbox.json(&["jobs", "list", "--output", "json"]);
+    let books =
+        list.as_array().unwrap().iter().find(|j| j["id"] == "books/curated-volumes").unwrap();
+    assert_eq!(books["timezone"], "UTC", "the config says UTC");
+
+    let config = std::fs::read_to_string(sandbox.path("curator.yaml")).unwrap();
+    sandbox.write("curator.yaml", &config.replace("timezone: UTC\n", ""));
+    let list = sandbox
+        .command(&["jobs", "list", "--output", "json"])
+        .env("TZ", "Asia/Tokyo")
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let books =
+        list.as_array().unwrap().iter().find(|j| j["id"] == "books/curated-volumes").unwrap();
+    assert_eq!(books["timezone"], "Asia/Tokyo", "no config zone: the machine's");
+    let paris =
+        list.as_array().unwrap().iter().find(|j| j["id"] == "manga/curated-status").unwrap();
+    assert_eq!(paris["timezone"], "Europe/Paris", "a job's own zone wins");
+}

@@ -355,3 +355,15 @@ fn a_second_signal_stops_at_once_and_marks_the_unfinished_run_interrupted() {
     let run = sandbox.json(&["runs", "show", "1", "--output", "json"]);
     assert_eq!(run["run"]["status"], "interrupted");
 }
+
+#[test]
+fn sighup_reconciles_at_once() {
+    let sandbox = Sandbox::new();
+    let mut server = Server::start(&sandbox);
+    let pid = server.child.id().to_string();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    server.wait_for_log("SIGHUP: reconciling", Duration::from_secs(5));
+    let passes = server.lines.iter().filter(|l| l.contains(" reconciled ")).count();
+    assert_eq!(passes, 1, "the start-up pass so far");
+    server.wait_for_log("unchanged=3", Duration::from_secs(5));
+}
