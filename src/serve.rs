@@ -237,48 +237,53 @@ async fn catch_up(server: &Arc<Server>) {
     }
 }
 
-/// One reconcile pass, logged, followed by a scheduler sync. Errors are logged, not fatal:
-/// the server keeps its last good state. Files that became invalid since the last pass are
+/// One reconcile pass followed by a scheduler sync, then one log line with the counts: when it
+/// is written, the scheduler already has the new schedules. Errors are logged, not fatal: the
+/// server keeps its last good state. Files that became invalid since the last pass are
 /// announced to the webhooks once.
 async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
-    match reconcile::reconcile(&server.store, &server.config, Options::default()).await {
-        Ok(plan) => {
-            for d in plan.report.diagnostics() {
-                tracing::warn!(job.file = %d.file, "{d}");
-            }
-            if let Some(reason) = &plan.refused {
-                tracing::error!(reason = %reason, "deletions refused");
-            }
-            tracing::info!(
-                created = plan.create.len(),
-                updated = plan.update.len(),
-                deleted = plan.delete.len(),
-                unchanged = plan.unchanged.len(),
-                kept = plan.kept.len(),
-                "reconciled"
-            );
-            let now_invalid: BTreeSet<String> = plan
-                .report
-                .files
-                .iter()
-                .filter(|f| f.has_errors())
-                .map(|f| f.file.display().to_string())
-                .collect();
-            for file in plan.report.files.iter().filter(|f| f.has_errors()) {
-                let name = file.file.display().to_string();
-                if !invalid.contains(&name) {
-                    let detail = json!({ "file": name, "diagnostics": file.diagnostics });
-                    server.notifier.send(EventKind::FileInvalid, detail);
-                }
-            }
-            *invalid = now_invalid;
+    let plan = match reconcile::reconcile(&server.store, &server.config, Options::default()).await {
+        Ok(plan) => Some(plan),
+        Err(e) => {
+            tracing::error!(error = %e, "reconcile failed");
+            None
         }
-        Err(e) => tracing::error!(error = %e, "reconcile failed"),
-    }
-    match server.store.jobs().await {
+    };
+    match server.store.schedules().await {
         Ok(jobs) => server.scheduler.sync(&jobs, server.config.timezone, server.scheduler.now()),
         Err(e) => tracing::error!(error = %e, "cannot read jobs for the scheduler"),
     }
+    let Some(plan) = plan else { return };
+    for d in plan.report.diagnostics() {
+        tracing::warn!(job.file = %d.file, "{d}");
+    }
+    if let Some(reason) = &plan.refused {
+        tracing::error!(reason = %reason, "deletions refused");
+    }
+    tracing::info!(
+        created = plan.create.len(),
+        updated = plan.update.len(),
+        deleted = plan.delete.len(),
+        unchanged = plan.unchanged.len(),
+        kept = plan.kept.len(),
+        scheduled = server.scheduler.len(),
+        "reconciled"
+    );
+    let now_invalid: BTreeSet<String> = plan
+        .report
+        .files
+        .iter()
+        .filter(|f| f.has_errors())
+        .map(|f| f.file.display().to_string())
+        .collect();
+    for file in plan.report.files.iter().filter(|f| f.has_errors()) {
+        let name = file.file.display().to_string();
+        if !invalid.contains(&name) {
+            let detail = json!({ "file": name, "diagnostics": file.diagnostics });
+            server.notifier.send(EventKind::FileInvalid, detail);
+        }
+    }
+    *invalid = now_invalid;
 }
 
 async fn reconcile_loop(

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use super::{Clock, Timing};
-use crate::store::JobRow;
+use crate::store::ScheduleRow;
 
 /// A job's place in the queue.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ impl Scheduler {
 
     /// Brings the queue in line with `jobs`: new and changed enabled jobs get their next slot
     /// after `now`, unchanged ones keep theirs, disabled and deleted ones leave the queue.
-    pub fn sync(&self, jobs: &[JobRow], default_zone: chrono_tz::Tz, now: DateTime<Utc>) {
+    pub fn sync(&self, jobs: &[ScheduleRow], default_zone: chrono_tz::Tz, now: DateTime<Utc>) {
         let mut state = self.state.lock().expect("scheduler lock");
         let mut keep = HashMap::new();
         for job in jobs.iter().filter(|j| j.enabled) {
@@ -68,7 +68,7 @@ impl Scheduler {
                 keep.insert(job.id.clone(), existing.clone());
                 continue;
             }
-            let timing = match Timing::new(&job.id, &job.spec.schedule, default_zone) {
+            let timing = match Timing::new(&job.id, &job.schedule, default_zone) {
                 Ok(t) => t,
                 Err(e) => {
                     // Validation refuses such a schedule; a row that has one came from elsewhere.
@@ -166,14 +166,18 @@ mod tests {
     use crate::spec::{LibraryJob, Schedule};
     use chrono::TimeZone;
 
-    fn job(id: &str, cron: &str, enabled: bool) -> JobRow {
+    fn job(id: &str, cron: &str, enabled: bool) -> ScheduleRow {
+        ScheduleRow::from(&job_row(id, cron, enabled))
+    }
+
+    fn job_row(id: &str, cron: &str, enabled: bool) -> crate::store::JobRow {
         let spec: LibraryJob = serde_json::from_value(serde_json::json!({
             "apiVersion": "curator/v1", "kind": "LibraryJob", "library": "manga",
             "schedule": {"cron": cron}, "type": "metadata_refresh", "provider": "curated",
             "scope": "series_only", "fieldGroups": ["ratings"], "enabled": enabled,
         }))
         .unwrap();
-        JobRow {
+        crate::store::JobRow {
             id: id.into(),
             name: id.into(),
             library_id: "manga".into(),
@@ -284,8 +288,7 @@ mod tests {
     #[test]
     fn a_schedule_written_with_a_zone_is_unaffected_by_the_default() {
         let mut j = job("a", "0 4 * * *", true);
-        j.spec.schedule =
-            Schedule { timezone: Some("Asia/Tokyo".into()), ..j.spec.schedule.clone() };
+        j.schedule = Schedule { timezone: Some("Asia/Tokyo".into()), ..j.schedule.clone() };
         let scheduler = scheduler();
         scheduler.sync(&[j], chrono_tz::Europe::Paris, at(1, 0));
         // 04:00 in Tokyo is 19:00 UTC the day before; from 01:00 UTC the next is 19:00 UTC.

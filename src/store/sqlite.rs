@@ -13,8 +13,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool, Transaction};
 
 use super::{
-    Change, Entry, EntryResult, ImportCounts, ImportMode, JobRow, JobWrite, RunRow, StoreError,
-    parse_timestamp, timestamp,
+    Change, Entry, EntryResult, ImportCounts, ImportMode, JobRow, JobWrite, RunRow, ScheduleRow,
+    StoreError, parse_timestamp, timestamp,
 };
 use crate::catalog::file::{BookDef, CatalogFile, ExternalIdDef, LibraryDef, SeriesDef};
 use crate::provider::EntityKind;
@@ -366,6 +366,30 @@ impl Store {
     pub async fn jobs(&self) -> Result<Vec<JobRow>, StoreError> {
         let rows = sqlx::query("SELECT * FROM jobs ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
+    }
+
+    /// Every job's schedule, without the rest of its spec.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, enabled, content_hash, json_extract(spec, '$.schedule') AS schedule
+             FROM jobs ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let schedule: String = row.get("schedule");
+                Ok(ScheduleRow {
+                    id: row.get("id"),
+                    enabled: row.get("enabled"),
+                    content_hash: row.get("content_hash"),
+                    schedule: serde_json::from_str(&schedule).map_err(|e| StoreError::Corrupt {
+                        what: "job schedule",
+                        reason: e.to_string(),
+                    })?,
+                })
+            })
+            .collect()
     }
 
     pub async fn job(&self, id: &str) -> Result<JobRow, StoreError> {
