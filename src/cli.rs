@@ -120,8 +120,9 @@ pub enum Command {
         /// Start from this RFC 3339 instant [default: now]
         #[arg(long)]
         from: Option<String>,
-        #[arg(long, default_value_t = 5)]
-        count: usize,
+        /// How many fire times, from 1 to 1000.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        count: u16,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -191,6 +192,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Validate { paths, no_config, output } => {
             validate_cmd(cli.config, &overrides, paths, no_config, output).await
         }
+        Command::Schedule { cron, timezone, from, count, output } => {
+            // The config only supplies the default zone; with `--timezone` none is read.
+            let zone = match timezone {
+                Some(name) => {
+                    schedule::parse_zone(&name).map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?
+                }
+                None => Config::load(cli.config.as_deref(), &overrides)?.timezone,
+            };
+            schedule_cmd(zone, &cron, from, count, output)
+        }
         command => {
             let config = Config::load(cli.config.as_deref(), &overrides)?;
             match command {
@@ -218,10 +229,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 Command::Catalog { command: CatalogCommand::Export { library, format } } => {
                     catalog_export(&config, library.as_deref(), format).await
                 }
-                Command::Schedule { cron, timezone, from, count, output } => {
-                    schedule_cmd(&config, &cron, timezone, from, count, output)
+                Command::Schema | Command::Validate { .. } | Command::Schedule { .. } => {
+                    unreachable!("handled above")
                 }
-                Command::Schema | Command::Validate { .. } => unreachable!("handled above"),
             }
         }
     }
@@ -272,6 +282,11 @@ fn database_exists(url: &str) -> bool {
 
 async fn reconcile_cmd(config: &Config, options: Options, output: Output) -> anyhow::Result<Exit> {
     let store = Store::open(&config.database).await?;
+    // As `serve` does at start-up, so jobs for the config's catalog find their libraries. A dry
+    // run writes nothing, not even this.
+    if !options.dry_run {
+        store.seed_catalogs(&config.catalog).await?;
+    }
     let plan = reconcile::reconcile(&store, config, options).await?;
     match output {
         Output::Text => {
@@ -350,7 +365,7 @@ async fn jobs_list(config: &Config, output: Output) -> anyhow::Result<Exit> {
     }
     print!("{}", table(&rows));
     if jobs.is_empty() {
-        println!("no jobs: run `curator reconcile` to load jobs.d/");
+        println!("no jobs: run `curator reconcile` (or start `curator serve`) to load jobs.d/");
     }
     Ok(Exit::Ok)
 }
@@ -562,17 +577,12 @@ fn to_yaml(value: &Value) -> saphyr::Yaml<'static> {
 }
 
 fn schedule_cmd(
-    config: &Config,
+    zone: chrono_tz::Tz,
     cron: &str,
-    timezone: Option<String>,
     from: Option<String>,
-    count: usize,
+    count: u16,
     output: Output,
 ) -> anyhow::Result<Exit> {
-    let zone = match timezone {
-        Some(name) => schedule::parse_zone(&name).map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?,
-        None => config.timezone,
-    };
     let start = match from {
         Some(text) => DateTime::parse_from_rfc3339(&text)
             .with_context(|| {
@@ -586,7 +596,7 @@ fn schedule_cmd(
         Err(e) => bail!("invalid cron expression `{cron}`: {e}"),
     };
     let timing = Timing { cron: cron_parsed, zone, jitter: std::time::Duration::ZERO };
-    let slots = timing.next_slots(start, count);
+    let slots = timing.next_slots(start, usize::from(count));
     if output == Output::Json {
         let list: Vec<Value> = slots
             .iter()

@@ -192,11 +192,16 @@ impl Config {
             Some(p) => Some(p.to_path_buf()),
             None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.is_file()),
         };
-        let (file, base) = match &path {
-            Some(p) => (read_file(p)?, p.parent().map(Path::to_path_buf).unwrap_or_default()),
-            None => (ConfigFile::default(), PathBuf::new()),
+        let (file, spans, base) = match &path {
+            Some(p) => {
+                let (file, spans) = read_file(p)?;
+                (file, spans, p.parent().map(Path::to_path_buf).unwrap_or_default())
+            }
+            None => (ConfigFile::default(), yaml::Spans::default(), PathBuf::new()),
         };
         let origin = path.clone().unwrap_or_else(|| PathBuf::from("environment"));
+        // A setting's position in the file, when it came from the file.
+        let at = |pointer: &str| path.as_ref().map(|_| spans.value(pointer));
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
 
         let database = match overrides.database.clone() {
@@ -224,32 +229,37 @@ impl Config {
         let zone_name = overrides.timezone.clone().or(file.timezone);
         let timezone = match zone_name {
             Some(name) => chrono_tz::Tz::from_str(&name).map_err(|_| {
-                ConfigError::at(&origin, None, format!("`{name}` is not an IANA time zone"))
+                let pos = if overrides.timezone.is_some() { None } else { at("/timezone") };
+                ConfigError::at(&origin, pos, format!("`{name}` is not an IANA time zone"))
             })?,
             None => local_zone(),
         };
         let mut providers = file.providers;
-        for provider in &mut providers {
+        for (i, provider) in providers.iter_mut().enumerate() {
             provider.path = provider.path.as_deref().map(resolve);
-            check_provider(&origin, provider)?;
+            check_provider(provider).map_err(|(key, message)| {
+                ConfigError::at(&origin, at(&format!("/providers/{i}{key}")), message)
+            })?;
         }
-        for hook in &file.webhooks {
+        for (i, hook) in file.webhooks.iter().enumerate() {
             if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
                 let url = redact_url(&hook.url);
                 return Err(ConfigError::at(
                     &origin,
-                    None,
+                    at(&format!("/webhooks/{i}/url")),
                     format!("webhook URL `{url}` must start with http:// or https://"),
                 ));
             }
         }
         if file.retention.max_runs == 0 {
-            return Err(ConfigError::at(&origin, None, "`retention.maxRuns` must be at least 1"));
+            let pos = at("/retention/maxRuns");
+            return Err(ConfigError::at(&origin, pos, "`retention.maxRuns` must be at least 1"));
         }
         if let Some(dup) = first_duplicate(providers.iter().map(|p| p.name.as_str())) {
+            let i = providers.iter().rposition(|p| p.name == dup).unwrap_or_default();
             return Err(ConfigError::at(
                 &origin,
-                None,
+                at(&format!("/providers/{i}/name")),
                 format!("provider `{dup}` is declared twice"),
             ));
         }
@@ -273,14 +283,15 @@ impl Config {
     }
 }
 
-fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+fn read_file(path: &Path) -> Result<(ConfigFile, yaml::Spans), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::at(path, None, format!("cannot read the config: {e}")))?;
-    let docs = yaml::parse(&text).map_err(|e| ConfigError::at(path, Some(e.pos), e.message))?;
+    let docs = yaml::parse(&text)
+        .map_err(|e| ConfigError::at(path, Some(e.pos), format!("invalid YAML: {}", e.message)))?;
     let Some(doc) = docs.into_iter().next() else {
-        return Ok(ConfigFile::default());
+        return Ok((ConfigFile::default(), yaml::Spans::default()));
     };
-    deserialize_at(path, &doc)
+    Ok((deserialize_at(path, &doc)?, doc.spans))
 }
 
 /// Deserialises a YAML document, reporting a mismatch at the position of the offending value.
@@ -290,7 +301,12 @@ pub fn deserialize_at<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(&doc.value).map_err(|e| {
         let pointer = path_to_pointer(e.path());
-        let pos = doc.spans.value(&pointer);
+        // An unknown key is pointed at where the key is written, everything else at the value.
+        let pos = if e.inner().to_string().starts_with("unknown field") {
+            doc.spans.key(&pointer)
+        } else {
+            doc.spans.value(&pointer)
+        };
         let at = yaml::pointer_to_path(&pointer);
         let message =
             if at.is_empty() { e.inner().to_string() } else { format!("`{at}`: {}", e.inner()) };
@@ -311,35 +327,40 @@ fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
     pointer
 }
 
-fn check_provider(origin: &Path, provider: &ProviderConfig) -> Result<(), ConfigError> {
-    let fail = |message: String| Err(ConfigError::at(origin, None, message));
+/// Checks one provider; an error carries the pointer of the key at fault under the provider.
+fn check_provider(provider: &ProviderConfig) -> Result<(), (String, String)> {
+    let fail = |key: &str, message: String| Err((key.to_string(), message));
     let name = &provider.name;
     let valid_name = !name.is_empty()
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !valid_name {
-        return fail(format!(
-            "provider name `{name}` must use lower-case letters, digits, `-` and `_`"
-        ));
+        return fail(
+            "/name",
+            format!("provider name `{name}` must use lower-case letters, digits, `-` and `_`"),
+        );
     }
     match provider.kind {
         ProviderKind::Plugin if provider.command.is_none() => {
-            return fail(format!("provider `{name}` is a plugin but has no `command`"));
+            return fail("", format!("provider `{name}` is a plugin but has no `command`"));
         }
         ProviderKind::Directory if provider.path.is_none() => {
-            return fail(format!("provider `{name}` is a directory but has no `path`"));
+            return fail("", format!("provider `{name}` is a directory but has no `path`"));
         }
         _ => {}
     }
-    for permission in &provider.permissions {
+    for (i, permission) in provider.permissions.iter().enumerate() {
         let known =
             permission.strip_prefix("metadata:write:").is_some_and(fields::known_permission);
         if !known {
-            return fail(format!(
-                "provider `{name}` has unknown permission `{permission}`: expected \
+            return fail(
+                &format!("/permissions/{i}"),
+                format!(
+                    "provider `{name}` has unknown permission `{permission}`: expected \
                  `metadata:write:<field>` or `metadata:write:*`"
-            ));
+                ),
+            );
         }
     }
     Ok(())
@@ -410,6 +431,39 @@ mod tests {
             "sqlite:///srv/cur/data/c.db"
         );
         assert_eq!(resolve_sqlite("sqlite:///abs/c.db", Path::new("/srv")), "sqlite:///abs/c.db");
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curator.yaml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(Some(&path), &Overrides::default())
+    }
+
+    #[test]
+    fn every_config_error_names_its_line_and_column() {
+        let cases = [
+            ("listn: x\n", "curator.yaml:1:1", "unknown field `listn`"),
+            ("timezone: Mars/Base\n", "curator.yaml:1:11", "`Mars/Base` is not an IANA time zone"),
+            ("providers:\n  - name: a\n    kind: directory\n", "curator.yaml:2:5", "has no `path`"),
+            (
+                "providers:\n  - name: a\n    kind: directory\n    path: x\n    permissions: [metadata:write:everything]\n",
+                "curator.yaml:5:19",
+                "unknown permission `metadata:write:everything`",
+            ),
+            ("retention: { maxRuns: 0 }\n", "curator.yaml:1:23", "must be at least 1"),
+            ("webhooks:\n  - url: ftp://x\n", "curator.yaml:2:10", "must start with http://"),
+            ("jobsDir: [\n", "curator.yaml:", "invalid YAML"),
+        ];
+        for (text, location, message) in cases {
+            let err = load(text).unwrap_err();
+            assert!(
+                err.location.ends_with(location)
+                    || location.ends_with(':') && err.location.contains(location),
+                "{text:?}: {err}"
+            );
+            assert!(err.message.contains(message), "{text:?}: {err}");
+        }
     }
 
     #[test]

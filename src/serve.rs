@@ -14,14 +14,13 @@ use axum::routing::get;
 use serde_json::json;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
-use crate::catalog::file::CatalogFile;
 use crate::config::Config;
 use crate::provider::Registry;
 use crate::reconcile::{self, Options};
 use crate::run::{Runner, Trigger};
 use crate::schedule::scheduler::{Firing, Scheduler};
 use crate::schedule::{SystemClock, Timing};
-use crate::store::{ImportMode, JobRow, Store};
+use crate::store::{JobRow, Store};
 use crate::watch;
 use crate::webhook::{EventKind, Notifier};
 
@@ -67,17 +66,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Installed first: a signal that arrives before its handler exists ends the process.
     let hangup = hangup_signal();
     let mut stop_signals = StopSignals::install();
+    let _lock = lock_database(&config.database)?;
     let store = Store::open(&config.database).await?;
-    let interrupted = store.interrupt_orphaned_runs().await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            runs = interrupted,
-            "runs left running by a stopped process marked interrupted"
-        );
-    }
-    for path in &config.catalog {
-        let catalog = CatalogFile::read(path)?;
-        let counts = store.import_catalog(&catalog, ImportMode::Seed).await?;
+    for (path, counts) in store.seed_catalogs(&config.catalog).await? {
         tracing::info!(file = %path.display(), libraries = counts.libraries, series = counts.series, books = counts.books, "catalog seeded");
     }
 
@@ -99,6 +90,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on `{}`", server.config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "listening");
+    let interrupted = server.store.interrupt_orphaned_runs().await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            runs = interrupted,
+            "runs left running by a stopped process marked interrupted"
+        );
+    }
 
     // The watch starts before the first pass, so a file saved during that pass is not missed.
     let (signal_tx, signal_rx) = mpsc::channel(1);
@@ -150,6 +148,14 @@ async fn shutdown(
     for task in tasks {
         let _ = task.await;
     }
+    let running = server.in_flight.load(Ordering::SeqCst);
+    if running > 0 {
+        tracing::info!(
+            runs = running,
+            grace_s = SHUTDOWN_GRACE.as_secs(),
+            "waiting for running runs"
+        );
+    }
     let drained = async {
         while server.in_flight.load(Ordering::SeqCst) > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -164,6 +170,49 @@ async fn shutdown(
         Ok(0) => {}
         Ok(runs) => tracing::warn!(runs, "unfinished runs marked interrupted"),
         Err(e) => tracing::error!(error = %e, "cannot mark unfinished runs interrupted"),
+    }
+}
+
+/// Holds a lock file beside an SQLite database for the server's lifetime: SQLite serves one
+/// server at a time, and a second one would mark the first one's runs and claims as its own.
+fn lock_database(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return Ok(None);
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.serve-lock");
+    if let Some(parent) = std::path::Path::new(&lock_path).parent() {
+        std::fs::create_dir_all(parent).ok();
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file `{lock_path}`"))?;
+    match file.try_lock() {
+        Ok(()) => {
+            use std::io::{Seek, Write};
+            file.set_len(0).ok();
+            file.seek(std::io::SeekFrom::Start(0)).ok();
+            let _ = writeln!(file, "{}", std::process::id());
+            Ok(Some(file))
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            anyhow::bail!(
+                "another `curator serve` (pid {}) is using the database `{path}`: SQLite serves \
+                 one server at a time",
+                holder.trim()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock `{lock_path}`"))
+        }
     }
 }
 

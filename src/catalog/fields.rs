@@ -195,8 +195,9 @@ pub fn known_permission(word: &str) -> bool {
 pub fn check_shape(field: &Field, value: &Value) -> Result<(), String> {
     let ok = match field.shape {
         Shape::Text => value.as_str().is_some_and(|s| !s.trim().is_empty()),
-        Shape::Integer => value.as_i64().is_some(),
-        Shape::Number => value.as_f64().is_some_and(f64::is_finite),
+        // Every count, year, position and rating age in the vocabulary is at least zero.
+        Shape::Integer => value.as_i64().is_some_and(|n| n >= 0),
+        Shape::Number => value.as_f64().is_some_and(|n| n.is_finite() && n >= 0.0),
         Shape::TextList => value
             .as_array()
             .is_some_and(|items| !items.is_empty() && items.iter().all(Value::is_string)),
@@ -233,8 +234,8 @@ fn is_rating(value: &Value) -> bool {
 fn shape_words(shape: Shape) -> &'static str {
     match shape {
         Shape::Text => "a non-empty string",
-        Shape::Integer => "an integer",
-        Shape::Number => "a number",
+        Shape::Integer => "a whole number, zero or more",
+        Shape::Number => "a number, zero or more",
         Shape::TextList => "a non-empty list of strings",
         Shape::Status => "one of `ongoing`, `ended`, `hiatus`, `abandoned`, `unknown`",
         Shape::ReadingDirection => "one of `ltr`, `rtl`, `ttb`",
@@ -281,6 +282,8 @@ mod tests {
         assert!(check_shape(status, &json!("completed")).is_err());
         let count = find(EntityKind::Series, "totalVolumeCount").unwrap();
         assert!(check_shape(count, &json!("twelve")).is_err());
+        assert!(check_shape(count, &json!(-3)).is_err());
+        assert!(check_shape(count, &json!(0)).is_ok());
         let rating = find(EntityKind::Series, "rating").unwrap();
         assert!(check_shape(rating, &json!({"score": 140, "source": "x"})).is_err());
         assert!(check_shape(rating, &json!({"score": 88, "source": "x"})).is_ok());

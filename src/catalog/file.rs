@@ -95,6 +95,7 @@ impl CatalogFile {
         let mut library_ids = std::collections::HashSet::new();
         for (l, library) in self.libraries.iter().enumerate() {
             let at = format!("/libraries/{l}");
+            check_id("library", &library.id, &format!("{at}/id"))?;
             if !library_ids.insert(&library.id) {
                 return Err((
                     format!("{at}/id"),
@@ -104,6 +105,7 @@ impl CatalogFile {
             let mut series_ids = std::collections::HashSet::new();
             for (s, series) in library.series.iter().enumerate() {
                 let at = format!("{at}/series/{s}");
+                check_id("series", &series.id, &format!("{at}/id"))?;
                 if !series_ids.insert(&series.id) {
                     let message =
                         format!("series `{}` appears twice in library `{}`", series.id, library.id);
@@ -113,6 +115,7 @@ impl CatalogFile {
                 let mut book_ids = std::collections::HashSet::new();
                 for (b, book) in series.books.iter().enumerate() {
                     let at = format!("{at}/books/{b}");
+                    check_id("book", &book.id, &format!("{at}/id"))?;
                     if !book_ids.insert(&book.id) {
                         let message =
                             format!("book `{}` appears twice in series `{}`", book.id, series.id);
@@ -124,6 +127,17 @@ impl CatalogFile {
         }
         Ok(())
     }
+}
+
+/// IDs are keys in URLs, run records (`series/book`) and file names: non-empty, no `/`, no
+/// surrounding spaces.
+fn check_id(what: &str, id: &str, pointer: &str) -> Result<(), (String, String)> {
+    if id.is_empty() || id.contains('/') || id.trim() != id {
+        let message =
+            format!("{what} ID `{id}` must be non-empty, without `/` or surrounding spaces");
+        return Err((pointer.to_string(), message));
+    }
+    Ok(())
 }
 
 fn check_entry(

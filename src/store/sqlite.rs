@@ -137,6 +137,26 @@ impl Store {
         Ok(counts)
     }
 
+    /// Seeds the catalog from files: adds what the database lacks and overwrites nothing, so
+    /// every start (and every `curator reconcile`) can do it safely.
+    pub async fn seed_catalogs(
+        &self,
+        paths: &[std::path::PathBuf],
+    ) -> Result<Vec<(std::path::PathBuf, ImportCounts)>, crate::config::ConfigError> {
+        let mut done = Vec::new();
+        for path in paths {
+            let catalog = CatalogFile::read(path)?;
+            let counts = self.import_catalog(&catalog, ImportMode::Seed).await.map_err(|e| {
+                crate::config::ConfigError {
+                    location: path.display().to_string(),
+                    message: e.to_string(),
+                }
+            })?;
+            done.push((path.clone(), counts));
+        }
+        Ok(done)
+    }
+
     /// Writes the catalog back out in the import format, optionally for one library.
     pub async fn export_catalog(&self, library: Option<&str>) -> Result<CatalogFile, StoreError> {
         let libraries =

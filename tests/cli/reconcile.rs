@@ -120,3 +120,12 @@ fn jobs_show_gives_source_schedule_and_next_fire_times() {
     assert!(list.contains("comics/curated-summaries  comics   no"), "{list}");
     assert!(list.contains("Europe/Paris"), "{list}");
 }
+
+#[test]
+fn reconcile_on_a_fresh_clone_seeds_the_configured_catalog_first() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run(&["reconcile"]).success();
+    assert!(run.stdout().contains("Applied: 3 created"), "{}", run.stdout());
+    let run = sandbox.run(&["run", "manga/curated-status", "--wait"]).success();
+    assert!(run.stdout().contains("succeeded"), "{}", run.stdout());
+}

@@ -78,3 +78,24 @@ fn jobs_without_a_zone_use_the_config_zone_else_the_machines() {
         list.as_array().unwrap().iter().find(|j| j["id"] == "manga/curated-status").unwrap();
     assert_eq!(paris["timezone"], "Europe/Paris", "a job's own zone wins");
 }
+
+#[test]
+fn schedule_bounds_count_and_names_the_faulty_field() {
+    let sandbox = Sandbox::new();
+    let run =
+        sandbox.run(&["schedule", "0 4 * * *", "--count", "18446744073709551615"]).expect_code(2);
+    assert!(run.stderr().contains("--count"), "{}", run.stderr());
+    let run = sandbox.run(&["schedule", "60 * * * *", "--timezone", "UTC"]).expect_code(1);
+    assert_eq!(
+        run.stderr().trim(),
+        "error: invalid cron expression `60 * * * *`: the minute field `60` is invalid: expected numbers 0-59, ranges, lists and steps"
+    );
+    sandbox.write("curator.yaml", "broken: [\n");
+    let run =
+        sandbox.run(&["schedule", "@midnight", "--timezone", "UTC", "--count", "1"]).success();
+    assert!(
+        run.stdout().contains("00:00:00 UTC"),
+        "a broken config does not matter with --timezone: {}",
+        run.stdout()
+    );
+}

@@ -367,3 +367,17 @@ fn sighup_reconciles_at_once() {
     assert_eq!(passes, 1, "the start-up pass so far");
     server.wait_for_log("unchanged=3", Duration::from_secs(5));
 }
+
+#[test]
+fn a_second_server_on_the_same_database_is_refused() {
+    let sandbox = Sandbox::new();
+    let _first = Server::start(&sandbox);
+    let second = sandbox.command(&["serve"]).env("CURATOR_LISTEN", "127.0.0.1:0").output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another `curator serve` (pid ")
+            && stderr.contains("SQLite serves one server at a time"),
+        "{stderr}"
+    );
+}
