@@ -111,11 +111,6 @@ pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool)
     panic!("{what} did not happen within {within:?}");
 }
 
-fn scheduled_runs(sandbox: &Sandbox, job: &str) -> usize {
-    let runs = sandbox.json(&["runs", "list", "--job", job, "--limit", "1000", "--output", "json"]);
-    runs.as_array().unwrap().iter().filter(|r| r["trigger"] == "schedule").count()
-}
-
 #[test]
 fn serve_starts_from_a_fresh_copy_answers_healthz_and_runs_queued_jobs() {
     let sandbox = Sandbox::new();
@@ -142,45 +137,46 @@ fn serve_starts_from_a_fresh_copy_answers_healthz_and_runs_queued_jobs() {
 fn serve_hot_reloads_edits_keeps_broken_files_and_drops_deleted_ones() {
     let sandbox = Sandbox::new();
     let mut server = Server::start(&sandbox);
-    let every_second =
-        JOB.replace("\"0 4 * * *\"", "\"* * * * * *\"") + "skipRecentlySyncedWithinS: 0\n";
+    assert!(server.lines.iter().any(|l| l.contains("scheduled=2")), "two enabled jobs at start");
 
-    // A new file is live within a second: its every-second schedule fires.
+    // A new file is in the scheduler within a second: the pass that logs it has synced it.
     let saved = Instant::now();
-    sandbox.write("jobs.d/tick.yaml", &every_second);
-    eventually(Duration::from_secs(3), "the new job firing", || {
-        scheduled_runs(&sandbox, "tick") >= 1
-    });
+    sandbox.write("jobs.d/tick.yaml", JOB);
+    server.wait_for_log("created=1", Duration::from_secs(5));
     let live = saved.elapsed();
-    assert!(live < Duration::from_secs(3), "live after {live:?}");
+    assert!(live < Duration::from_secs(1), "the new job was live after {live:?}");
+    server.wait_for_log("scheduled=3", Duration::from_secs(1));
 
-    // Broken YAML: the error is logged at file:line:column and the job keeps firing.
-    sandbox.write("jobs.d/tick.yaml", &format!("{every_second}oops: [\n"));
+    // An edit changes the scheduled job.
+    sandbox.write("jobs.d/tick.yaml", &JOB.replace("\"0 4 * * *\"", "\"0 5 * * *\""));
+    server.wait_for_log("updated=1", Duration::from_secs(5));
+    let shown = sandbox.json(&["jobs", "show", "tick", "--output", "json"]);
+    assert!(shown["nextFireTimes"][0].as_str().unwrap().contains("T05:00:00"), "{shown}");
+
+    // Broken YAML: the error is logged at file:line:column and the job stays scheduled.
+    sandbox.write("jobs.d/tick.yaml", &format!("{JOB}oops: [\n"));
     let line = server.wait_for_log("jobs.d/tick.yaml:", Duration::from_secs(5));
-    assert!(line.contains("jobs.d/tick.yaml:12:1: error: invalid YAML"), "{line}");
-    let before = scheduled_runs(&sandbox, "tick");
-    eventually(Duration::from_secs(5), "the kept job firing again", || {
-        scheduled_runs(&sandbox, "tick") > before
-    });
+    assert!(line.contains("jobs.d/tick.yaml:11:1: error: invalid YAML"), "{line}");
+    let kept = server.wait_for_log("kept=1", Duration::from_secs(5));
+    assert!(kept.contains("scheduled=3"), "{kept}");
+    let shown = sandbox.json(&["jobs", "show", "tick", "--output", "json"]);
+    assert_eq!(shown["job"]["spec"]["schedule"]["cron"], "0 5 * * *", "the last good version");
 
-    // An edit that disables it stops the firings.
+    // Disabling it takes it out of the scheduler; Run now still works.
     sandbox.write(
         "jobs.d/tick.yaml",
-        &every_second.replace("library: manga", "library: manga\nenabled: false"),
+        &JOB.replace("library: manga", "library: manga\nenabled: false"),
     );
-    eventually(Duration::from_secs(3), "the job being disabled", || {
-        sandbox.json(&["jobs", "show", "tick", "--output", "json"])["job"]["enabled"] == false
-    });
-    std::thread::sleep(Duration::from_millis(1500));
-    let settled = scheduled_runs(&sandbox, "tick");
-    std::thread::sleep(Duration::from_millis(2000));
-    assert_eq!(scheduled_runs(&sandbox, "tick"), settled, "a disabled job does not fire");
+    let disabled = server
+        .wait_for_log("updated=1 deleted=0 unchanged=3 kept=0 scheduled=2", Duration::from_secs(5));
+    assert!(disabled.contains("scheduled=2"), "{disabled}");
+    let run = sandbox.run(&["run", "tick", "--wait"]).success();
+    assert!(run.stdout().contains("manual"), "{}", run.stdout());
 
     // Deleting the file removes the job.
     std::fs::remove_file(sandbox.path("jobs.d/tick.yaml")).unwrap();
-    eventually(Duration::from_secs(3), "the job being deleted", || {
-        !sandbox.run(&["jobs", "show", "tick"]).output.status.success()
-    });
+    server.wait_for_log("deleted=1", Duration::from_secs(5));
+    assert!(!sandbox.run(&["jobs", "show", "tick"]).output.status.success());
 }
 
 fn runs_of(sandbox: &Sandbox, job: &str) -> Vec<serde_json::Value> {
@@ -232,7 +228,7 @@ fn after_downtime_a_job_catches_up_once_and_one_without_catch_up_records_the_mis
 }
 
 #[test]
-fn a_firing_during_a_running_run_is_recorded_as_skipped() {
+fn a_run_that_finds_the_previous_one_going_is_recorded_as_skipped() {
     let sandbox = Sandbox::new().prepared();
     sandbox.append_config(&format!(
         "  - name: echo\n    kind: plugin\n    command: {}\n    permissions: [\"metadata:write:*\"]\n",
@@ -243,17 +239,17 @@ fn a_firing_during_a_running_run_is_recorded_as_skipped() {
     let job = JOB
         .replace("library: manga", "library: slow")
         .replace("provider: curated", "provider: echo");
-    sandbox.write(
-        "jobs.d/slow.yaml",
-        &(job.replace("\"0 4 * * *\"", "\"* * * * * *\"") + "skipRecentlySyncedWithinS: 0\n"),
-    );
+    sandbox.write("jobs.d/slow.yaml", &job);
+    let mut server = Server::start(&sandbox);
 
-    let _server = Server::start(&sandbox);
-    eventually(Duration::from_secs(10), "a skipped firing", || {
+    // Two requests for the same job: the server takes the second while the first is going.
+    sandbox.run(&["run", "slow"]).success();
+    server.wait_for_log("run planned", Duration::from_secs(10));
+    sandbox.run(&["run", "slow"]).success();
+    eventually(Duration::from_secs(10), "the second run being skipped", || {
         runs_of(&sandbox, "slow").iter().any(|r| r["status"] == "skipped")
     });
     let skipped = runs_of(&sandbox, "slow").into_iter().find(|r| r["status"] == "skipped").unwrap();
-    assert_eq!(skipped["trigger"], "schedule");
     assert_eq!(skipped["error"], "the previous run of this job is still going");
 }
 
