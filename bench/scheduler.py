@@ -137,7 +137,7 @@ def hot_reload():
     root = sandbox()
     path = os.path.join(root, "jobs.d", "edited.yaml")
     with open(path, "w") as f:
-        f.write(JOB.format(id="edited", library="manga", cron="0 4 1 1 *"))
+        f.write(JOB.format(id="edited", library="manga", cron="30 5 2 2 *"))
     server = Server(root)
     try:
         _, _, index = server.wait_for(lambda r: message(r) == "reconciled")
