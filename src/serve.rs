@@ -238,7 +238,7 @@ async fn fire(server: &Arc<Server>, firing: Firing) {
 /// record saying what it missed. Slots are counted from the job's last claimed slot, or from
 /// when the job was created if it never fired.
 async fn catch_up(server: &Arc<Server>) {
-    let (jobs, last) = match (server.store.jobs().await, server.store.last_slots().await) {
+    let (jobs, last) = match (server.store.schedules().await, server.store.last_slots().await) {
         (Ok(jobs), Ok(last)) => (jobs, last),
         (Err(e), _) | (_, Err(e)) => {
             return tracing::error!(error = %e, "cannot check for missed firings");
@@ -246,12 +246,12 @@ async fn catch_up(server: &Arc<Server>) {
     };
     let now = server.scheduler.now();
     for job in jobs.into_iter().filter(|j| j.enabled) {
-        let Ok(timing) = Timing::new(&job.id, &job.spec.schedule, server.config.timezone) else {
+        let Ok(timing) = Timing::new(&job.id, &job.schedule, server.config.timezone) else {
             continue;
         };
         let since = last.get(&job.id).copied().unwrap_or(job.created_at).max(job.created_at);
         let Some((slot, count)) = timing.missed(since, now) else { continue };
-        let catch_up = job.spec.schedule.catch_up;
+        let catch_up = job.schedule.catch_up;
         let trigger = if catch_up { Trigger::CatchUp.as_str() } else { "missed" };
         match server.store.claim_firing(&job.id, slot, trigger).await {
             Ok(true) => {}
@@ -263,7 +263,12 @@ async fn catch_up(server: &Arc<Server>) {
         }
         if catch_up {
             tracing::info!(job.id = %job.id, missed = count, latest = %slot, "missed slots while down: running once to catch up");
-            server.spawn_run(job, Trigger::CatchUp, Some(slot));
+            match server.store.job(&job.id).await {
+                Ok(full) => server.spawn_run(full, Trigger::CatchUp, Some(slot)),
+                Err(e) => {
+                    tracing::error!(job.id = %job.id, error = %e, "cannot load the job to catch up")
+                }
+            }
         } else {
             let reason = format!(
                 "missed {count} slot(s) while curator was down, latest {slot}; catchUp is false"

@@ -211,25 +211,27 @@ pub const MISSED_COUNT_LIMIT: usize = 1000;
 
 impl Timing {
     /// The slots after `since` up to and including `now`, as (latest, count); `None` when no
-    /// slot was missed.
+    /// slot was missed. Searches forward from `since`, which for the common case (nothing
+    /// missed) is one cheap step even for a yearly schedule.
     pub fn missed(
         &self,
         since: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Option<(DateTime<Utc>, usize)> {
-        let local = now.with_timezone(&self.zone);
-        let latest = self.cron.find_previous_occurrence(&local, true).ok()?.with_timezone(&Utc);
-        if latest <= since {
-            return None;
-        }
-        let mut count = 0;
-        let mut cursor = since;
-        while let Some(slot) = self.next_slot(cursor) {
-            if slot > now || count == MISSED_COUNT_LIMIT {
+        let mut latest = self.next_slot(since).filter(|slot| *slot <= now)?;
+        let mut count = 1;
+        while let Some(slot) = self.next_slot(latest).filter(|slot| *slot <= now) {
+            if count == MISSED_COUNT_LIMIT {
+                // Past the limit, jump straight to the newest missed slot.
+                let local = now.with_timezone(&self.zone);
+                latest = self
+                    .cron
+                    .find_previous_occurrence(&local, true)
+                    .map_or(slot, |t| t.with_timezone(&Utc));
                 break;
             }
+            latest = slot;
             count += 1;
-            cursor = slot;
         }
         Some((latest, count))
     }
@@ -388,6 +390,14 @@ mod tests {
         let missed = timing.missed(utc("2026-12-03T01:00:00Z"), utc("2026-12-03T04:30:00Z"));
         assert_eq!(missed, Some((utc("2026-12-03T04:00:00Z"), 3)));
         assert_eq!(timing.missed(utc("2026-12-03T04:00:00Z"), utc("2026-12-03T04:30:00Z")), None);
+        let every_second =
+            Timing::new("j", &schedule("* * * * * *", None), chrono_tz::UTC).unwrap();
+        let week = every_second.missed(utc("2026-11-26T00:00:00Z"), utc("2026-12-03T00:00:00Z"));
+        assert_eq!(
+            week,
+            Some((utc("2026-12-03T00:00:00Z"), MISSED_COUNT_LIMIT)),
+            "counting stops, the latest is still exact"
+        );
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub struct ScheduleRow {
     /// Changes whenever the spec does; an unchanged hash keeps the job's queued slot.
     pub content_hash: String,
     pub schedule: crate::spec::Schedule,
+    /// When the job was first reconciled: missed slots are counted from here at the latest.
+    pub created_at: DateTime<Utc>,
 }
 
 impl From<&JobRow> for ScheduleRow {
@@ -68,6 +70,7 @@ impl From<&JobRow> for ScheduleRow {
             enabled: job.enabled,
             content_hash: job.content_hash.clone(),
             schedule: job.spec.schedule.clone(),
+            created_at: job.created_at,
         }
     }
 }

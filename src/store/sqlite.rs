@@ -391,7 +391,8 @@ impl Store {
     /// Every job's schedule, without the rest of its spec.
     pub async fn schedules(&self) -> Result<Vec<ScheduleRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, enabled, content_hash, json_extract(spec, '$.schedule') AS schedule
+            "SELECT id, enabled, content_hash, created_at,
+                    json_extract(spec, '$.schedule') AS schedule
              FROM jobs ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -399,7 +400,9 @@ impl Store {
         rows.iter()
             .map(|row| {
                 let schedule: String = row.get("schedule");
+                let created: String = row.get("created_at");
                 Ok(ScheduleRow {
+                    created_at: parse_timestamp(&created)?,
                     id: row.get("id"),
                     enabled: row.get("enabled"),
                     content_hash: row.get("content_hash"),
