@@ -227,8 +227,8 @@ fn after_downtime_a_job_catches_up_once_and_one_without_catch_up_records_the_mis
     assert_eq!(runs_of(&sandbox, "quiet").len(), 1);
 }
 
-#[test]
-fn a_run_that_finds_the_previous_one_going_is_recorded_as_skipped() {
+/// A sandbox with job `slow`, whose one entry the echo plugin answers after three seconds.
+fn slow_echo_job() -> Sandbox {
     let sandbox = Sandbox::new().prepared();
     sandbox.append_config(&format!(
         "  - name: echo\n    kind: plugin\n    command: {}\n    permissions: [\"metadata:write:*\"]\n",
@@ -240,6 +240,12 @@ fn a_run_that_finds_the_previous_one_going_is_recorded_as_skipped() {
         .replace("library: manga", "library: slow")
         .replace("provider: curated", "provider: echo");
     sandbox.write("jobs.d/slow.yaml", &job);
+    sandbox
+}
+
+#[test]
+fn a_run_that_finds_the_previous_one_going_is_recorded_as_skipped() {
+    let sandbox = slow_echo_job();
     let mut server = Server::start(&sandbox);
 
     // Two requests for the same job: the server takes the second while the first is going.
@@ -324,18 +330,7 @@ fn webhooks_hear_of_failed_runs_and_files_that_become_invalid() {
 
 #[test]
 fn a_second_signal_stops_at_once_and_marks_the_unfinished_run_interrupted() {
-    let sandbox = Sandbox::new().prepared();
-    sandbox.append_config(&format!(
-        "  - name: echo\n    kind: plugin\n    command: {}\n    permissions: [\"metadata:write:*\"]\n",
-        echo_plugin().display()
-    ));
-    sandbox.write("ids.yaml", "libraries:\n  - id: slow\n    name: Slow\n    series:\n      - id: s\n        externalIds: { echo: { id: slow } }\n");
-    sandbox.run(&["catalog", "import", "ids.yaml"]).success();
-    sandbox.write(
-        "jobs.d/slow.yaml",
-        &JOB.replace("library: manga", "library: slow")
-            .replace("provider: curated", "provider: echo"),
-    );
+    let sandbox = slow_echo_job();
     let mut server = Server::start(&sandbox);
     sandbox.run(&["run", "slow"]).success();
     server.wait_for_log("run planned", Duration::from_secs(10));
