@@ -2,7 +2,9 @@
 //! compiled-in database) and jitter. Every fire time in curator comes from [`Timing::next`];
 //! `scheduler` keeps one queue of them and fires due jobs.
 
+pub mod cron;
 pub mod scheduler;
+pub mod zones;
 
 use std::str::FromStr;
 use std::time::Duration;
