@@ -13,6 +13,7 @@ pub enum ZoneName {
     /// A zone under its current name, or `UTC` / `GMT`.
     Canonical(Tz),
     /// An old name tzdb keeps for compatibility: it works, but should be written as `canonical`.
+    /// `advice` describes the zone when its old name suggests another (`EST` has no DST).
     Deprecated { zone: Tz, canonical: &'static str, advice: Option<&'static str> },
     /// Not a zone: why, and a zone to write instead when one is likely.
     Unknown { reason: String, suggestion: Option<String> },
@@ -56,8 +57,8 @@ pub fn canonical_of(name: &str) -> Option<&'static str> {
 /// The old fixed-offset zones look like the US ones but never observe daylight saving.
 fn fixed_offset_advice(name: &str) -> Option<&'static str> {
     match name {
-        "EST" => Some("it is a fixed UTC-5 offset; for US Eastern time write `America/New_York`"),
-        "MST" => Some("it is a fixed UTC-7 offset; for US Mountain time write `America/Denver`"),
+        "EST" => Some("a fixed UTC-5 offset: for US Eastern time write `America/New_York`"),
+        "MST" => Some("a fixed UTC-7 offset: for US Mountain time write `America/Denver`"),
         _ => None,
     }
 }

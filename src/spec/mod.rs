@@ -124,6 +124,13 @@ impl Scope {
         matches!(self, Scope::BooksOnly | Scope::SeriesAndBooks)
     }
 
+    /// The scope a word names, if any.
+    pub fn from_word(word: &str) -> Option<Scope> {
+        [Scope::SeriesOnly, Scope::BooksOnly, Scope::SeriesAndBooks]
+            .into_iter()
+            .find(|scope| scope.as_str() == word)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::SeriesOnly => "series_only",

@@ -280,6 +280,8 @@ struct Loader {
     copied: usize,
     spans: Spans,
     start: Option<Pos>,
+    /// Where the document opened (its `---`), the start of one that holds nothing.
+    opened: Pos,
     root: Option<Value>,
     problems: Vec<YamlError>,
     /// Counts duplicates, to give each discarded value a pointer of its own.
@@ -304,16 +306,19 @@ impl Loader {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
             Event::DocumentStart(_) => {
                 self.spans = Spans::default();
+                self.opened = pos;
                 self.start = None;
                 self.root = None;
                 self.anchors.clear();
             }
             Event::DocumentEnd => {
                 let value = self.root.take().unwrap_or(Value::Null);
+                // An empty document's empty scalar sits at the next token: use its `---`.
+                let start = if value.is_null() { None } else { self.start.take() };
                 self.docs.push(Document {
                     value,
                     spans: std::mem::take(&mut self.spans),
-                    start: self.start.take().unwrap_or(pos),
+                    start: start.unwrap_or(self.opened),
                     problems: std::mem::take(&mut self.problems),
                 });
             }
@@ -326,10 +331,8 @@ impl Loader {
                 }
                 let pointer = self.child_pointer();
                 let value = scalar(&text, style, tag.as_deref(), pos)?;
-                if style == ScalarStyle::Plain
-                    && !value.is_string()
-                    && value.to_string() != text.as_ref()
-                {
+                let reads_differently = !value.is_string() && *value.to_string() != *text;
+                if style == ScalarStyle::Plain && reads_differently {
                     self.spans.written.insert(pointer.clone(), text.into_owned());
                 }
                 self.spans.values.insert(pointer, pos);
@@ -649,6 +652,7 @@ mod tests {
         assert!(parse("").unwrap().is_empty());
         assert!(parse("# only a comment\n\n# and another\n").unwrap().is_empty());
         let docs = parse("a: 1\n---\n# nothing\n---\nb: 2\n").unwrap();
+        assert_eq!(docs[1].start, Pos { line: 2, column: 1 }, "an empty document is at its `---`");
         assert_eq!(
             docs.iter().map(|d| d.value.clone()).collect::<Vec<_>>(),
             [json!({"a": 1}), Value::Null, json!({"b": 2})]
