@@ -164,6 +164,9 @@ pub fn load(source: &str) -> Result<Vec<Document>, YamlError> {
     if source.contains('\t') {
         check_indentation(source)?;
     }
+    if source.contains('\r') {
+        check_line_endings(source)?;
+    }
     let mut loader = Loader::default();
     for event in Parser::new_from_str(source) {
         let (event, span) = event
@@ -218,6 +221,21 @@ fn check_indentation(source: &str) -> Result<(), YamlError> {
             Err(YamlError::new(pos, "tab", message))
         }
     }
+}
+
+/// Refuses a carriage return without a line feed: YAML counts it as a line break, editors and
+/// `file:line` readers mostly do not, so every position after it would be wrong.
+fn check_line_endings(source: &str) -> Result<(), YamlError> {
+    for (index, line) in source.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if let Some(byte) = line.find('\r') {
+            let column = line[..byte].chars().count() + 1;
+            let message = "a carriage return without a line feed: save the file with LF or CRLF \
+                           line endings";
+            return Err(YamlError::new(Pos { line: index + 1, column }, "line-ending", message));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a line ends with a block scalar header (`|`, `>-`, `|2+`) after a key, a dash or a
@@ -703,6 +721,13 @@ mod tests {
         assert_eq!(error("a:\n  - 1\n  \t- 2\n").pos, Pos { line: 3, column: 3 });
         // Inside a block scalar a tab is text, and after a value it is spacing.
         assert_eq!(one("a: |\n  x\n  \ty\nb: 1\t# note\n"), json!({"a": "x\n\ty\n", "b": 1}));
+    }
+
+    #[test]
+    fn a_lone_carriage_return_is_refused_and_crlf_is_fine() {
+        let e = error("a: 1\nb: 2\rc: 3\n");
+        assert_eq!((e.pos, e.code), (Pos { line: 2, column: 5 }, "line-ending"));
+        assert_eq!(one("a: 1\r\nb: \"x\"\r\n"), json!({"a": 1, "b": "x"}));
     }
 
     #[test]

@@ -681,3 +681,247 @@ fn text_output_shows_the_line_and_a_caret_and_colours_only_when_asked() {
     let coloured = render_text(&report, true);
     assert!(coloured.contains("\u{1b}[1m\u{1b}[31merror\u{1b}[0m"), "{coloured:?}");
 }
+
+/// Whatever a file holds, checking it never panics, and every diagnostic it yields has a real
+/// position and leaves the file without jobs when it is an error. Bounded to a few seconds,
+/// since `cargo test` runs in CI.
+mod never_panics {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    /// Pieces of job files and of YAML's sharp edges, to make bytes that reach deep.
+    const PIECES: &[&str] = &[
+        "apiVersion: curator/v1\n",
+        "kind: LibraryJob\n",
+        "library: manga\n",
+        "schedule:\n",
+        "  cron: ",
+        "\"0 4 * * *\"",
+        "\"0 0 30 2 *\"",
+        "@weekly",
+        "  timezone: ",
+        "US/Pacific",
+        "PST",
+        "type: metadata_refresh\n",
+        "provider: curated\n",
+        "scope: series_only\n",
+        "fieldGroups: [ratings]\n",
+        "bookFieldGroups: [isbn]\n",
+        "id: ",
+        "no",
+        "yes",
+        "0755",
+        "~",
+        "---\n",
+        "...\n",
+        "&a ",
+        "*a",
+        "!!str ",
+        "!custom ",
+        "? ",
+        ": ",
+        "- ",
+        "[",
+        "]",
+        "{",
+        "}",
+        ", ",
+        "\"",
+        "'",
+        "|\n",
+        ">-\n",
+        "\n",
+        "  ",
+        "\t",
+        "# note\n",
+        "<<: ",
+        "%YAML 1.2\n",
+        "\r\n",
+        "\u{feff}",
+        "\u{0}",
+        "\u{e9}",
+        "maxConcurrency: 99\n",
+    ];
+
+    fn pieces() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            4 => proptest::sample::select(PIECES).prop_map(|p| p.as_bytes().to_vec()),
+            1 => proptest::collection::vec(any::<u8>(), 1..4),
+        ];
+        proptest::collection::vec(piece, 0..48).prop_map(|parts| parts.concat())
+    }
+
+    const KEYS: &[&str] = &[
+        "apiVersion",
+        "kind",
+        "id",
+        "name",
+        "library",
+        "enabled",
+        "schedule",
+        "cron",
+        "timezone",
+        "catchUp",
+        "jitter",
+        "type",
+        "provider",
+        "scope",
+        "fieldGroups",
+        "extraFields",
+        "bookFieldGroups",
+        "bookExtraFields",
+        "maxConcurrency",
+        "skipRecentlySyncedWithinS",
+        "fieldGroup",
+        "<<",
+        "",
+        "a/b~c",
+    ];
+    const WORDS: &[&str] = &[
+        "curator/v1",
+        "LibraryJob",
+        "metadata_refresh",
+        "series_only",
+        "books_only",
+        "series_and_books",
+        "ratings",
+        "isbn",
+        "language",
+        "0 4 * * *",
+        "0 0 30 2 *",
+        "0 4 * * 9",
+        "@reboot",
+        "0 0 1-7 * 1",
+        "Europe/Paris",
+        "US/Pacific",
+        "CEST",
+        "10m",
+        "10 minutes",
+        "plugin:curated",
+        "Plugin:X",
+        "no",
+        "0755",
+        "",
+    ];
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-40i64..70_000).prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            proptest::sample::select(WORDS).prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::from),
+        ]
+    }
+
+    fn tree() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::vec((proptest::sample::select(KEYS), inner), 0..6).prop_map(
+                    |entries| {
+                        let map: Map<String, Value> =
+                            entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                        Value::Object(map)
+                    }
+                ),
+            ]
+        })
+    }
+
+    /// A good job with one member replaced or added at the top or in `schedule`.
+    fn mutated_job() -> impl Strategy<Value = Value> {
+        (proptest::sample::select(KEYS), tree(), any::<bool>()).prop_map(|(key, value, nested)| {
+            let mut job: Value = yaml::parse(GOOD).unwrap().remove(0).value;
+            let target = if nested { &mut job["schedule"] } else { &mut job };
+            target[key] = value;
+            job
+        })
+    }
+
+    fn to_yaml(value: &Value) -> saphyr::Yaml<'static> {
+        use saphyr::{Scalar, Yaml};
+        match value {
+            Value::Null => Yaml::Value(Scalar::Null),
+            Value::Bool(b) => Yaml::Value(Scalar::Boolean(*b)),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Yaml::Value(Scalar::Integer(i)),
+                None => Yaml::Value(Scalar::FloatingPoint(n.as_f64().unwrap_or_default().into())),
+            },
+            Value::String(s) => Yaml::Value(Scalar::String(s.clone().into())),
+            Value::Array(items) => Yaml::Sequence(items.iter().map(to_yaml).collect()),
+            Value::Object(map) => Yaml::Mapping(
+                map.iter()
+                    .map(|(k, v)| (Yaml::Value(Scalar::String(k.clone().into())), to_yaml(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The tree as block YAML, and as JSON, which is YAML too.
+    fn texts(value: &Value) -> [String; 2] {
+        let mut block = String::new();
+        let _ = saphyr::YamlEmitter::new(&mut block).dump(&to_yaml(value));
+        [block, serde_json::to_string(value).unwrap()]
+    }
+
+    fn holds_up(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let report = check_bytes(bytes);
+        let lines = bytes.split(|b| *b == b'\n').count();
+        for d in &report.diagnostics {
+            prop_assert!(
+                d.line >= 1 && d.column >= 1 && d.line <= lines + 1,
+                "{d} in {lines} lines"
+            );
+            prop_assert!(!d.message.is_empty());
+        }
+        prop_assert!(
+            !report.has_errors() || report.jobs.is_empty(),
+            "an invalid file has no jobs"
+        );
+        let whole = Report { files: vec![report], ..Report::default() };
+        for output in [Output::Text, Output::Json, Output::Github] {
+            let _ = render(&whole, output);
+        }
+        Ok(())
+    }
+
+    /// 384 cases each unless `PROPTEST_CASES` asks for a longer hunt.
+    fn config() -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok());
+        ProptestConfig {
+            cases: cases.unwrap_or(384),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in pieces()) {
+            holds_up(&bytes)?;
+        }
+
+        #[test]
+        fn arbitrary_yaml_trees_never_panic(value in tree()) {
+            for text in texts(&value) {
+                holds_up(text.as_bytes())?;
+            }
+        }
+
+        #[test]
+        fn mutated_jobs_never_panic_and_stay_readable(job in mutated_job()) {
+            for text in texts(&job) {
+                holds_up(text.as_bytes())?;
+                let report = check(&text);
+                prop_assert!(report.diagnostics.iter().all(|d| d.code != "yaml"), "{:?}\n{text}", lines(&report));
+            }
+        }
+    }
+}
