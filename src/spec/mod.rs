@@ -395,31 +395,33 @@ pub fn discover(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     let canonical_root = root.canonicalize()?;
     let mut found = Vec::new();
     walk(root, &canonical_root, &mut found)?;
-    found.sort();
     Ok(found)
 }
 
+/// Visits a directory's entries in name order, so the paths come out sorted component by
+/// component without comparing whole paths.
 fn walk(dir: &Path, canonical_root: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+    let mut entries = std::fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if is_ignored_name(&name) {
             continue;
         }
         let path = entry.path();
-        let file_type = entry.file_type()?;
+        let mut file_type = entry.file_type()?;
         if file_type.is_symlink() {
             // A ConfigMap mount is symlinks inside the directory; one that leaves it is not ours.
             match path.canonicalize() {
                 Ok(target) if target.starts_with(canonical_root) => {}
                 _ => continue,
             }
+            file_type = std::fs::metadata(&path)?.file_type();
         }
-        let meta = std::fs::metadata(&path)?;
-        if meta.is_dir() {
+        if file_type.is_dir() {
             walk(&path, canonical_root, found)?;
-        } else if meta.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+        } else if file_type.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
             found.push(path);
         }
     }

@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use saphyr::Scalar;
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Tag};
@@ -39,12 +40,25 @@ impl Pos {
 }
 
 /// Where each value of a document was written, by JSON pointer (`/schedule/cron`).
+///
+/// The pointers share one buffer and are found by a linear scan: a job has a few dozen nodes,
+/// lookups happen only for problems, and building it costs no allocation per node.
 #[derive(Debug, Clone, Default)]
 pub struct Spans {
-    values: HashMap<String, Pos>,
-    keys: HashMap<String, Pos>,
+    /// Every recorded pointer, end to end.
+    text: String,
+    values: Vec<Span>,
+    keys: Vec<Span>,
     /// The source text of scalars whose JSON form reads differently (`1e3`, `0x10`, `~`).
-    written: HashMap<String, String>,
+    written: Vec<(Span, String)>,
+}
+
+/// A pointer's place in [`Spans::text`] and where its node was written.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    pos: Pos,
 }
 
 impl Spans {
@@ -52,8 +66,8 @@ impl Spans {
     pub fn value(&self, pointer: &str) -> Pos {
         let mut pointer = pointer;
         loop {
-            if let Some(pos) = self.values.get(pointer) {
-                return *pos;
+            if let Some(pos) = self.find(&self.values, pointer) {
+                return pos;
             }
             match pointer.rfind('/') {
                 Some(i) => pointer = &pointer[..i],
@@ -64,17 +78,45 @@ impl Spans {
 
     /// The position of the key that holds the member at `pointer`; the value's if it has none.
     pub fn key(&self, pointer: &str) -> Pos {
-        self.keys.get(pointer).copied().unwrap_or_else(|| self.value(pointer))
+        self.find(&self.keys, pointer).unwrap_or_else(|| self.value(pointer))
     }
 
     /// Whether a key or value was written at `pointer` (an alias's members were not).
     pub fn has(&self, pointer: &str) -> bool {
-        self.values.contains_key(pointer)
+        self.find(&self.values, pointer).is_some()
     }
 
     /// The value at `pointer` as the file wrote it, when its JSON form reads differently.
     pub fn written(&self, pointer: &str) -> Option<&str> {
-        self.written.get(pointer).map(String::as_str)
+        self.written
+            .iter()
+            .find(|(span, _)| &self.text[span.start..span.end] == pointer)
+            .map(|(_, text)| text.as_str())
+    }
+
+    fn find(&self, list: &[Span], pointer: &str) -> Option<Pos> {
+        list.iter().find(|span| &self.text[span.start..span.end] == pointer).map(|span| span.pos)
+    }
+
+    fn span(&mut self, pointer: &str, pos: Pos) -> Span {
+        let start = self.text.len();
+        self.text.push_str(pointer);
+        Span { start, end: self.text.len(), pos }
+    }
+
+    fn add_value(&mut self, pointer: &str, pos: Pos) {
+        let span = self.span(pointer, pos);
+        self.values.push(span);
+    }
+
+    fn add_key(&mut self, pointer: &str, pos: Pos) {
+        let span = self.span(pointer, pos);
+        self.keys.push(span);
+    }
+
+    fn add_written(&mut self, pointer: &str, text: String) {
+        let span = self.span(pointer, Pos::START);
+        self.written.push((span, text));
     }
 }
 
@@ -265,7 +307,8 @@ fn opens_block_scalar(content: &str) -> bool {
 
 /// A collection still being read.
 struct Frame {
-    pointer: String,
+    /// The length of the collection's own pointer in [`Loader::pointer`].
+    base: usize,
     anchor: usize,
     /// Nodes inside, itself included: what copying it through an alias would cost.
     nodes: usize,
@@ -283,8 +326,8 @@ enum FrameKind {
 
 struct PendingKey {
     name: String,
-    /// The pointer the value is recorded under: a throwaway one for a duplicate.
-    pointer: String,
+    /// A duplicate's value is read (and its spans recorded under a throwaway pointer) but not
+    /// kept.
     duplicate: bool,
 }
 
@@ -297,6 +340,8 @@ struct Loader {
     /// Nodes copied by anchors and aliases so far in this file.
     copied: usize,
     spans: Spans,
+    /// The pointer of the node being read; each collection keeps its prefix.
+    pointer: String,
     start: Option<Pos>,
     /// Where the document opened (its `---`), the start of one that holds nothing.
     opened: Pos,
@@ -347,13 +392,13 @@ impl Loader {
                     }
                     return self.key(text, pos);
                 }
-                let pointer = self.child_pointer();
+                self.enter_child();
                 let value = scalar(&text, style, tag.as_deref(), pos)?;
                 let reads_differently = !value.is_string() && *value.to_string() != *text;
                 if style == ScalarStyle::Plain && reads_differently {
-                    self.spans.written.insert(pointer.clone(), text.into_owned());
+                    self.spans.add_written(&self.pointer, text.into_owned());
                 }
-                self.spans.values.insert(pointer, pos);
+                self.spans.add_value(&self.pointer, pos);
                 self.finish(value, 1, anchor, pos)?;
             }
             Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) => {
@@ -367,14 +412,14 @@ impl Loader {
                         return Err(unsupported_tag(tag, pos));
                     }
                 }
-                let pointer = self.child_pointer();
-                self.spans.values.insert(pointer.clone(), pos);
+                self.enter_child();
+                self.spans.add_value(&self.pointer, pos);
                 let kind = if mapping {
                     FrameKind::Mapping { entries: Map::new(), key: None }
                 } else {
                     FrameKind::Sequence(Vec::new())
                 };
-                self.stack.push(Frame { pointer, anchor, nodes: 1, kind });
+                self.stack.push(Frame { base: self.pointer.len(), anchor, nodes: 1, kind });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let frame = self.stack.pop().expect("the parser balances collections");
@@ -397,8 +442,8 @@ impl Loader {
                     return self.key(Cow::Owned(text), pos);
                 }
                 self.copy(nodes, pos)?;
-                let pointer = self.child_pointer();
-                self.spans.values.insert(pointer, pos);
+                self.enter_child();
+                self.spans.add_value(&self.pointer, pos);
                 self.finish(value, nodes, 0, pos)?;
             }
         }
@@ -409,18 +454,20 @@ impl Loader {
         matches!(self.stack.last(), Some(Frame { kind: FrameKind::Mapping { key: None, .. }, .. }))
     }
 
-    /// Records a mapping key, or a duplicate of one.
+    /// Records a mapping key, or a duplicate of one, and points at its value.
     fn key(&mut self, text: Cow<str>, pos: Pos) -> Result<(), YamlError> {
-        let Some(Frame { pointer, kind: FrameKind::Mapping { entries, key }, .. }) =
+        let Some(Frame { base, kind: FrameKind::Mapping { entries, key }, .. }) =
             self.stack.last_mut()
         else {
             unreachable!("keys are only read inside a mapping");
         };
         let name = text.into_owned();
-        let child = format!("{pointer}/{}", escape_pointer(&name));
+        self.pointer.truncate(*base);
+        self.pointer.push('/');
+        self.pointer.push_str(&escape_pointer(&name));
         let duplicate = entries.contains_key(&name);
         if duplicate {
-            let first = self.spans.keys.get(&child).copied().unwrap_or(Pos::START);
+            let first = self.spans.find(&self.spans.keys, &self.pointer).unwrap_or(Pos::START);
             let message = format!(
                 "duplicate key `{name}`: it is first set at line {}, column {}; a key may \
                  appear once in a mapping",
@@ -428,25 +475,25 @@ impl Loader {
             );
             self.problems.push(YamlError::new(pos, "duplicate-key", message));
             self.discarded += 1;
-            let pointer = format!("{pointer}/\u{0}duplicate-{}", self.discarded);
-            *key = Some(PendingKey { name, pointer, duplicate });
+            self.pointer.truncate(*base);
+            let _ = write!(self.pointer, "/\u{0}duplicate-{}", self.discarded);
         } else {
-            self.spans.keys.insert(child.clone(), pos);
-            *key = Some(PendingKey { name, pointer: child, duplicate });
+            self.spans.add_key(&self.pointer, pos);
         }
+        *key = Some(PendingKey { name, duplicate });
         Ok(())
     }
 
-    /// The pointer of the node about to be read.
-    fn child_pointer(&self) -> String {
+    /// Points [`Loader::pointer`] at the node about to be read. A mapping's value is already
+    /// pointed at by its key.
+    fn enter_child(&mut self) {
         match self.stack.last() {
-            None => String::new(),
-            Some(Frame { pointer, kind: FrameKind::Sequence(items), .. }) => {
-                format!("{pointer}/{}", items.len())
+            None => self.pointer.clear(),
+            Some(Frame { base, kind: FrameKind::Sequence(items), .. }) => {
+                self.pointer.truncate(*base);
+                let _ = write!(self.pointer, "/{}", items.len());
             }
-            Some(Frame { kind: FrameKind::Mapping { key, .. }, .. }) => {
-                key.as_ref().map(|k| k.pointer.clone()).unwrap_or_default()
-            }
+            Some(Frame { kind: FrameKind::Mapping { .. }, .. }) => {}
         }
     }
 

@@ -26,14 +26,16 @@ pub(super) fn check(
     empty_selection: bool,
     found: &mut Vec<Finding>,
 ) {
-    let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str);
-    if let Some(expr) = text("/schedule/cron") {
+    let text = |key: &str| value.get(key).and_then(Value::as_str);
+    let schedule =
+        |key: &str| value.get("schedule").and_then(|s| s.get(key)).and_then(Value::as_str);
+    if let Some(expr) = schedule("cron") {
         check_cron(expr, found);
     }
-    if let Some(zone) = text("/schedule/timezone") {
+    if let Some(zone) = schedule("timezone") {
         check_zone(zone, found);
     }
-    if let Some(jitter) = text("/schedule/jitter")
+    if let Some(jitter) = schedule("jitter")
         && jitter.bytes().all(|b| b.is_ascii_alphanumeric())
         && let Err(e) = schedule::parse_jitter(jitter)
     {
@@ -43,20 +45,20 @@ pub(super) fn check(
             format!("`schedule.jitter`: `{jitter}`: {e}"),
         ));
     }
-    let scope = text("/scope").and_then(Scope::from_word);
+    let scope = text("scope").and_then(Scope::from_word);
     if let Some(scope) = scope {
         check_selection(value, scope, empty_selection, found);
     }
     check_repeats(value, doc, found);
 
-    if let (Some(libraries), Some(library)) = (ctx.libraries, text("/library"))
+    if let (Some(libraries), Some(library)) = (ctx.libraries, text("library"))
         && !libraries.contains(library)
     {
         let hint = suggest(library, libraries.iter().map(String::as_str));
         let message = format!("`library`: `{library}` is not in the catalog{hint}");
         found.push(Finding::error("/library", "library", message));
     }
-    if let (Some(config), Some(provider)) = (ctx.config, text("/provider")) {
+    if let (Some(config), Some(provider)) = (ctx.config, text("provider")) {
         check_provider(provider, scope, config, found);
     }
 }
@@ -70,7 +72,12 @@ thread_local! {
 
 fn check_cron(expr: &str, found: &mut Vec<Finding>) {
     let result = CRON_CHECKS.with(|cache| {
-        cache.borrow_mut().entry(expr.to_string()).or_insert_with(|| cron::check(expr)).clone()
+        if let Some(known) = cache.borrow().get(expr) {
+            return known.clone();
+        }
+        let result = cron::check(expr);
+        cache.borrow_mut().insert(expr.to_string(), result.clone());
+        result
     });
     let at = |problem: CronProblem, error: bool| {
         let message = format!("`schedule.cron`: {}", problem.message);

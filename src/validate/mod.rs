@@ -195,9 +195,12 @@ pub fn check_paths(paths: &[PathBuf], root: &Path, ctx: &Context) -> std::io::Re
         }
     }
     // A file named twice (`jobs.d jobs.d/a.yaml`) is one file, not a duplicate of its IDs.
-    let mut seen = HashSet::new();
-    files.retain(|(_, file)| seen.insert(file.canonicalize().unwrap_or_else(|_| file.clone())));
-    files.sort_by(|a, b| a.1.cmp(&b.1));
+    // One directory lists each file once, already sorted.
+    if paths.len() > 1 {
+        let mut seen = HashSet::new();
+        files.retain(|(_, file)| seen.insert(file.canonicalize().unwrap_or_else(|_| file.clone())));
+        files.sort_by(|a, b| a.1.cmp(&b.1));
+    }
 
     let mut report = Report { files: check_files(&files, ctx), ..Report::default() };
     flag_duplicate_ids(&mut report.files);
@@ -432,7 +435,7 @@ fn check_document(source: &SourceDoc, ctx: &Context, found: &mut Vec<Finding>) -
         }
     };
     let normalized = serde_json::to_value(&spec).expect("a job always serialises");
-    let content_hash = hex::encode(Sha256::digest(normalized.to_string().as_bytes()));
+    let content_hash = hash_json(&normalized);
     Some(ValidJob {
         id: id?,
         spec,
@@ -440,6 +443,19 @@ fn check_document(source: &SourceDoc, ctx: &Context, found: &mut Vec<Finding>) -
         content_hash,
         line: source.doc.start.line,
         source: String::new(),
+    })
+}
+
+/// SHA-256 of a value's compact JSON text, through a buffer each thread reuses.
+fn hash_json(value: &Value) -> String {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        buffer.clear();
+        serde_json::to_writer(&mut *buffer, value).expect("a value always serialises");
+        hex::encode(Sha256::digest(&buffer[..]))
     })
 }
 

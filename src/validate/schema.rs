@@ -27,6 +27,9 @@ fn schema() -> &'static (Value, Validator) {
 /// value (a scope that is a number fails `type` and `enum`), only the most telling is kept.
 pub(super) fn check(value: &Value, doc: &Document, found: &mut Vec<Finding>) {
     let (_, validator) = schema();
+    if validator.is_valid(value) {
+        return;
+    }
     let mut by_value: HashMap<String, (u8, Finding)> = HashMap::new();
     let mut order = Vec::new();
     for error in validator.iter_errors(value) {

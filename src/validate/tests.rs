@@ -49,6 +49,8 @@ fn a_good_job_is_valid_and_takes_its_id_from_the_file() {
     assert_eq!(report.jobs[0].id, "job");
     assert!(report.jobs[0].spec.enabled, "enabled defaults to true");
     assert_eq!(report.jobs[0].spec.max_concurrency, 4, "maxConcurrency defaults to 4");
+    let stored = hex::encode(Sha256::digest(report.jobs[0].normalized.to_string()));
+    assert_eq!(report.jobs[0].content_hash, stored, "the hash the store compares is unchanged");
 }
 
 // YAML as YAML 1.2, refusing ambiguity.
@@ -879,10 +881,7 @@ mod never_panics {
             );
             prop_assert!(!d.message.is_empty());
         }
-        prop_assert!(
-            !report.has_errors() || report.jobs.is_empty(),
-            "an invalid file has no jobs"
-        );
+        prop_assert!(!report.has_errors() || report.jobs.is_empty(), "an invalid file has no jobs");
         let whole = Report { files: vec![report], ..Report::default() };
         for output in [Output::Text, Output::Json, Output::Github] {
             let _ = render(&whole, output);
