@@ -99,6 +99,12 @@ impl Spans {
     }
 
     fn span(&mut self, pointer: &str, pos: Pos) -> Span {
+        if self.text.capacity() == 0 {
+            // Enough for a job's pointers in one allocation.
+            self.text.reserve(1024);
+            self.values.reserve(64);
+            self.keys.reserve(48);
+        }
         let start = self.text.len();
         self.text.push_str(pointer);
         Span { start, end: self.text.len(), pos }
@@ -393,10 +399,9 @@ impl Loader {
                     return self.key(text, pos);
                 }
                 self.enter_child();
-                let value = scalar(&text, style, tag.as_deref(), pos)?;
-                let reads_differently = !value.is_string() && *value.to_string() != *text;
-                if style == ScalarStyle::Plain && reads_differently {
-                    self.spans.add_written(&self.pointer, text.into_owned());
+                let (value, written) = scalar(text, style, tag.as_deref(), pos)?;
+                if let Some(written) = written {
+                    self.spans.add_written(&self.pointer, written);
                 }
                 self.spans.add_value(&self.pointer, pos);
                 self.finish(value, 1, anchor, pos)?;
@@ -543,30 +548,39 @@ impl Loader {
     }
 }
 
-/// Resolves a scalar by YAML 1.2's core schema, with the leading-zero rule and tags.
-fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, pos: Pos) -> Result<Value, YamlError> {
+/// Resolves a scalar by YAML 1.2's core schema, with the leading-zero rule and tags; with the
+/// text as written when its JSON form reads differently (`0x10` is `16`).
+fn scalar(
+    text: Cow<str>,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    pos: Pos,
+) -> Result<(Value, Option<String>), YamlError> {
     if let Some(tag) = tag {
-        return tagged_scalar(text, tag, pos);
+        return tagged_scalar(&text, tag, pos).map(|value| (value, None));
     }
-    if style != ScalarStyle::Plain {
-        return Ok(Value::String(text.to_string()));
+    if style != ScalarStyle::Plain || has_leading_zero(&text) {
+        return Ok((Value::String(text.into_owned()), None));
     }
     if text.is_empty() {
         // `name:` with nothing after it is null, never an empty string.
-        return Ok(Value::Null);
+        return Ok((Value::Null, None));
     }
-    if has_leading_zero(text) {
-        return Ok(Value::String(text.to_string()));
-    }
-    Ok(match Scalar::parse_from_cow(Cow::Borrowed(text)) {
-        Scalar::Null => Value::Null,
-        Scalar::Boolean(b) => Value::Bool(b),
-        Scalar::Integer(i) => Value::Number(i.into()),
+    let (value, canonical) = match Scalar::parse_from_cow(Cow::Borrowed(&text)) {
+        Scalar::String(_) => return Ok((Value::String(text.into_owned()), None)),
+        Scalar::Null => (Value::Null, text == "null"),
+        Scalar::Boolean(b) => (Value::Bool(b), text == if b { "true" } else { "false" }),
+        Scalar::Integer(i) => {
+            let digits = text.strip_prefix('-').unwrap_or(&text);
+            (Value::Number(i.into()), digits.bytes().all(|b| b.is_ascii_digit()) && text != "-0")
+        }
         // `.inf` and `.nan` have no JSON form; as strings they still fail where a number is due.
-        Scalar::FloatingPoint(f) => Number::from_f64(f.into_inner())
-            .map_or_else(|| Value::String(text.into()), Value::Number),
-        Scalar::String(s) => Value::String(s.into_owned()),
-    })
+        Scalar::FloatingPoint(f) => match Number::from_f64(f.into_inner()) {
+            Some(number) => (Value::Number(number), false),
+            None => return Ok((Value::String(text.into_owned()), None)),
+        },
+    };
+    Ok((value, (!canonical).then(|| text.into_owned())))
 }
 
 /// `!!str 5` is how YAML quotes on purpose; other core tags must fit their text.

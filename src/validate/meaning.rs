@@ -5,7 +5,7 @@
 //! still hears about its impossible cron expression.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -167,10 +167,9 @@ fn check_selection(value: &Value, scope: Scope, empty_selection: bool, found: &m
 fn check_repeats(value: &Value, doc: &Document, found: &mut Vec<Finding>) {
     for key in ["fieldGroups", "extraFields", "bookFieldGroups", "bookExtraFields"] {
         let Some(items) = value.get(key).and_then(Value::as_array) else { continue };
-        let mut seen = HashSet::new();
         for (i, item) in items.iter().enumerate() {
             let Some(word) = item.as_str() else { continue };
-            if !seen.insert(word) {
+            if items[..i].iter().any(|earlier| earlier.as_str() == Some(word)) {
                 let pointer = format!("/{key}/{i}");
                 let path = yaml::pointer_to_path(&pointer);
                 let message = format!("`{path}`: `{word}` is listed twice");
