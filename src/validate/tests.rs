@@ -62,6 +62,17 @@ fn yaml_1_1_booleans_are_strings_so_a_job_called_no_stays_no() {
     assert_eq!(report.jobs[0].id, "no");
     assert_eq!(report.jobs[0].spec.name.as_deref(), Some("off"));
     assert_eq!(report.jobs[0].spec.library, "on");
+    let words = "`identifiers`, `descriptive`, `status`, `counts`, `ratings`, `cover`, `tags`, \
+        `genres`, `age_rating`, `classification`, `publisher`, `external_refs`, `summary`, \
+        `alternate_titles`";
+    assert_eq!(
+        only(&with("[ratings]", "[on]")),
+        format!(
+            "jobs.d/job.yaml:9:15: error: `fieldGroups[0]`: `on` is not a series field group: \
+             write one of {words}"
+        ),
+        "a group named `on` is the word `on`, not `true`"
+    );
 }
 
 #[test]
