@@ -27,15 +27,16 @@ pub(super) fn check(
     found: &mut Vec<Finding>,
 ) {
     let text = |key: &str| value.get(key).and_then(Value::as_str);
-    let schedule =
+    let in_schedule =
         |key: &str| value.get("schedule").and_then(|s| s.get(key)).and_then(Value::as_str);
-    if let Some(expr) = schedule("cron") {
+    if let Some(expr) = in_schedule("cron") {
         check_cron(expr, found);
     }
-    if let Some(zone) = schedule("timezone") {
+    if let Some(zone) = in_schedule("timezone") {
         check_zone(zone, found);
     }
-    if let Some(jitter) = schedule("jitter")
+    // A jitter the schema's pattern refuses has its error already.
+    if let Some(jitter) = in_schedule("jitter")
         && jitter.bytes().all(|b| b.is_ascii_alphanumeric())
         && let Err(e) = schedule::parse_jitter(jitter)
     {
