@@ -2,7 +2,9 @@
 //! compiled-in database) and jitter. Every fire time in curator comes from [`Timing::next`];
 //! `scheduler` keeps one queue of them and fires due jobs.
 
+pub mod cron;
 pub mod scheduler;
+pub mod zones;
 
 use std::sync::Arc;
 
@@ -18,66 +20,18 @@ use sha2::{Digest, Sha256};
 use crate::spec::Schedule;
 
 /// Parses a cron expression: 5 fields, or 6 with leading seconds, or a nickname. A pattern
-/// that parses but can never fire (`0 0 30 2 *`) is an error too.
+/// that parses but can never fire (`0 0 30 2 *`) is an error too. The wording of every error
+/// comes from [`cron::check`], the same that validation reports at the field.
 pub fn parse_cron(expr: &str) -> Result<Cron, String> {
-    let expr = expr.trim();
-    let expr = match expr {
-        // Vixie cron's other spellings of two nicknames.
-        "@midnight" => "@daily",
-        "@annually" => "@yearly",
-        other => other,
-    };
-    if !expr.starts_with('@') {
-        check_fields(expr)?;
-    }
+    cron::check(expr).map_err(|problem| problem.message)?;
     let parser = CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
-    let cron = parser.parse(expr).map_err(|e| lower_first(&e.to_string()))?;
+    let cron = parser.parse(expr.trim()).map_err(|e| lower_first(&e.to_string()))?;
     // croner only finds out while searching that a date never exists; a year's search bound
     // lets the check run in a few milliseconds.
     let start = Utc::now().with_timezone(&chrono_tz::UTC);
     match cron.find_next_occurrence(&start, false) {
         Ok(_) => Ok(cron),
         Err(_) => Err("the expression never fires (no date matches it)".into()),
-    }
-}
-
-/// The field names of a 5-field expression; a 6-field one has `second` in front.
-const FIELDS: [&str; 5] = ["minute", "hour", "day of month", "month", "day of week"];
-
-/// Finds the field at fault before croner does, so the error names it and its allowed range.
-fn check_fields(expr: &str) -> Result<(), String> {
-    let parts: Vec<&str> = expr.split_whitespace().collect();
-    let names: Vec<&str> = match parts.len() {
-        5 => FIELDS.to_vec(),
-        6 => std::iter::once("second").chain(FIELDS).collect(),
-        n => {
-            return Err(format!(
-                "expected 5 fields (minute hour day-of-month month day-of-week), 6 with a leading \
-                 seconds field, or a nickname like `@daily`; found {n}"
-            ));
-        }
-    };
-    let parser = CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
-    for (i, (part, name)) in parts.iter().zip(&names).enumerate() {
-        if part.split(',').any(str::is_empty) {
-            return Err(format!("the {name} field `{part}` has an empty list item"));
-        }
-        // The field alone, every other field a wildcard: if that fails, this field is at fault.
-        let probe: Vec<&str> = (0..parts.len()).map(|j| if j == i { *part } else { "*" }).collect();
-        if parser.parse(&probe.join(" ")).is_err() {
-            return Err(format!("the {name} field `{part}` is invalid: {}", field_range(name)));
-        }
-    }
-    Ok(())
-}
-
-fn field_range(name: &str) -> &'static str {
-    match name {
-        "second" | "minute" => "expected numbers 0-59, ranges, lists and steps",
-        "hour" => "expected numbers 0-23, ranges, lists and steps",
-        "day of month" => "expected numbers 1-31 (or `L`, `W`), ranges, lists and steps",
-        "month" => "expected numbers 1-12 or `JAN`-`DEC`, ranges, lists and steps",
-        _ => "expected numbers 0-7 (0 and 7 are Sunday) or `SUN`-`SAT`, ranges, lists and steps",
     }
 }
 
@@ -260,17 +214,11 @@ mod tests {
         assert!(parse_cron("0 4 * * *").is_ok());
         assert!(parse_cron("@daily").is_ok());
         assert!(parse_cron("30 0 4 * * *").is_ok(), "a leading seconds field is accepted");
-        assert!(parse_cron("@midnight").is_ok() && parse_cron("@annually").is_ok());
-        assert_eq!(
-            parse_cron("60 * * * *").unwrap_err(),
-            "the minute field `60` is invalid: expected numbers 0-59, ranges, lists and steps"
-        );
-        assert_eq!(
-            parse_cron("0 4 * * 1,").unwrap_err(),
-            "the day of week field `1,` has an empty list item"
-        );
+        assert!(parse_cron("@annually").is_ok());
+        assert!(parse_cron("@midnight").unwrap_err().contains("(`@midnight` is `@daily`)"));
+        assert!(parse_cron("60 * * * *").unwrap_err().contains("minute"));
         assert!(parse_cron("0 4 * *").unwrap_err().starts_with("expected 5 fields"));
-        assert!(parse_cron("0 25 * * *").unwrap_err().starts_with("the hour field `25`"));
+        assert!(parse_cron("0 25 * * *").unwrap_err().contains("hour"));
     }
 
     #[test]

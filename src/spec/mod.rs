@@ -16,55 +16,71 @@ use crate::catalog::fields;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(title = "curator LibraryJob")]
 pub struct LibraryJob {
-    /// Always `curator/v1`.
+    /// The version of the job format: always `curator/v1`.
+    #[schemars(example = &"curator/v1")]
     pub api_version: ApiVersion,
-    /// Always `LibraryJob`.
+    /// The kind of object: always `LibraryJob`.
+    #[schemars(example = &"LibraryJob")]
     pub kind: Kind,
     /// The job's ID, unique across the directory. Defaults to the file's path under `jobs.d/`
     /// without its extension; a file with several documents must name each one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"), length(min = 1, max = 128))]
+    #[schemars(example = &"manga/anilist-ratings")]
     pub id: Option<String>,
     /// A display name. Defaults to `<provider>: <groups>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 200))]
+    #[schemars(length(min = 1, max = 200), example = &"AniList ratings")]
     pub name: Option<String>,
     /// The ID of the library whose series and books the job refreshes.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), example = &"manga", example = &"comics")]
     pub library: String,
     /// Whether the schedule fires. A disabled job can still be run by hand.
     #[serde(default = "default_true")]
+    #[schemars(example = false)]
     pub enabled: bool,
+    /// When the job fires: a cron expression, optionally a zone, catch-up and jitter.
+    #[schemars(example = serde_json::json!({"cron": "0 4 * * *", "timezone": "Europe/Paris"}))]
     pub schedule: Schedule,
     /// What the job does; `metadata_refresh` is the only type.
     #[serde(rename = "type")]
+    #[schemars(example = &"metadata_refresh")]
     pub job_type: JobType,
     /// The configured provider to ask, as `plugin:<name>` (Codex's form) or `<name>`.
     #[schemars(regex(pattern = r"^(plugin:)?[a-z0-9][a-z0-9_-]*$"))]
+    #[schemars(example = &"plugin:anilist", example = &"curated")]
     pub provider: String,
-    /// Which side of the library the job refreshes.
+    /// Which side of the library the job refreshes: `series_only`, `books_only` or
+    /// `series_and_books`. Each side it covers must select at least one group or field.
+    #[schemars(example = &"series_only")]
     pub scope: Scope,
-    /// Series field groups the job may write.
+    /// Series field groups the job may write; each names a set of series fields.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []), example = ["ratings", "status", "counts"])]
     pub field_groups: Vec<SeriesGroup>,
-    /// Single series fields outside the selected groups.
+    /// Single series fields the job may write outside the selected groups.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []), example = ["language"])]
     pub extra_fields: Vec<SeriesField>,
-    /// Book field groups the job may write (book side of the scope).
+    /// Book field groups the job may write, for scopes with books.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []), example = ["page_count", "release_date", "isbn"])]
     pub book_field_groups: Vec<BookGroup>,
-    /// Single book fields outside the selected book groups.
+    /// Single book fields the job may write outside the selected book groups.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []), example = ["subtitle"])]
     pub book_extra_fields: Vec<BookField>,
     /// Only refresh entries that already have an external ID for this provider.
     #[serde(default = "default_true")]
+    #[schemars(example = true)]
     pub existing_source_ids_only: bool,
     /// Skip entries synced from this provider within this many seconds; 0 disables the skip.
     #[serde(default = "default_skip_recent")]
+    #[schemars(example = 86400)]
     pub skip_recently_synced_within_s: u64,
-    /// How many provider calls may be in flight at once.
+    /// How many provider calls may be in flight at once, from 1 to 16.
     #[serde(default = "default_concurrency")]
-    #[schemars(range(min = 1, max = 16))]
+    #[schemars(range(min = 1, max = 16), example = 4)]
     pub max_concurrency: u8,
 }
 
@@ -76,30 +92,37 @@ pub struct Schedule {
     /// leading seconds field, or a nickname (`@hourly`, `@daily`, `@weekly`, `@monthly`,
     /// `@yearly`). Sunday is 0 or 7.
     #[schemars(length(min = 1))]
+    #[schemars(example = &"0 4 * * *", example = &"@daily", example = &"30 0 4 * * 1-5")]
     pub cron: String,
-    /// An IANA time zone (`Europe/Paris`); the server's `timezone` when absent.
+    /// An IANA time zone (`Europe/Paris`); the server's `timezone` when absent. Deprecated
+    /// names (`US/Pacific`) work with a warning; abbreviations (`PST`, `CEST`) are not zones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"Europe/Paris", example = &"America/New_York", example = &"UTC")]
     pub timezone: Option<String>,
     /// After downtime that missed one or more firings, run once at start-up.
     #[serde(default = "default_true")]
+    #[schemars(example = false)]
     pub catch_up: bool,
     /// A fixed per-job delay below this duration (`90s`, `10m`, `1h`), derived from the job ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m|h)$"))]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m|h)$"), example = &"10m")]
     pub jitter: Option<String>,
 }
 
+/// The job format's version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ApiVersion {
     #[serde(rename = "curator/v1")]
     V1,
 }
 
+/// The kind of object a job file declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Kind {
     LibraryJob,
 }
 
+/// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobType {
@@ -109,6 +132,11 @@ pub enum JobType {
 /// Which entries of the library a job refreshes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(extend("enumDescriptions" = [
+    "Series only: select `fieldGroups` or `extraFields`.",
+    "Books only: select `bookFieldGroups` or `bookExtraFields`.",
+    "Series and their books: select fields for both sides.",
+]))]
 pub enum Scope {
     SeriesOnly,
     BooksOnly,
@@ -122,6 +150,13 @@ impl Scope {
 
     pub fn books(self) -> bool {
         matches!(self, Scope::BooksOnly | Scope::SeriesAndBooks)
+    }
+
+    /// The scope a word names, if any.
+    pub fn from_word(word: &str) -> Option<Scope> {
+        [Scope::SeriesOnly, Scope::BooksOnly, Scope::SeriesAndBooks]
+            .into_iter()
+            .find(|scope| scope.as_str() == word)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -269,7 +304,58 @@ pub fn schema_json() -> String {
 /// The job file's JSON Schema as a value.
 pub fn schema_value() -> serde_json::Value {
     let generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    generator.into_root_schema_for::<LibraryJob>().to_value()
+    let mut schema = generator.into_root_schema_for::<LibraryJob>().to_value();
+    drop_integer_formats(&mut schema);
+    let definitions = &mut schema["definitions"];
+    describe_words(&mut definitions["SeriesGroup"], SeriesGroup::words(), |group| {
+        let fields = fields::group_fields(crate::provider::EntityKind::Series, group);
+        format!("Writes {}.", quoted(&fields))
+    });
+    describe_words(&mut definitions["BookGroup"], BookGroup::words(), |group| {
+        let fields = fields::group_fields(crate::provider::EntityKind::Book, group);
+        format!("Writes {}.", quoted(&fields))
+    });
+    let series_fields: Vec<&str> = SeriesField::ALL.iter().map(|f| f.as_str()).collect();
+    describe_words(&mut definitions["SeriesField"], &series_fields, |name| {
+        let group = fields::find(crate::provider::EntityKind::Series, name).map(|f| f.group);
+        format!("In the group `{}`.", group.unwrap_or_default())
+    });
+    let book_fields: Vec<&str> = BookField::ALL.iter().map(|f| f.as_str()).collect();
+    describe_words(&mut definitions["BookField"], &book_fields, |name| {
+        let group = fields::find(crate::provider::EntityKind::Book, name).map(|f| f.group);
+        format!("In the book group `{}`.", group.unwrap_or_default())
+    });
+    schema
+}
+
+/// schemars marks Rust integer widths as `format: uint8`; no validator or editor knows those
+/// formats, and strict ones (ajv) refuse them.
+fn drop_integer_formats(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(map) => {
+            let integer_format = map
+                .get("format")
+                .and_then(|f| f.as_str())
+                .is_some_and(|f| f.starts_with("uint") || f.starts_with("int"));
+            if integer_format {
+                map.remove("format");
+            }
+            map.values_mut().for_each(drop_integer_formats);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_integer_formats),
+        _ => {}
+    }
+}
+
+/// Adds `enumDescriptions` (shown by editors' YAML language servers next to each completion)
+/// to a vocabulary enum's schema.
+fn describe_words(node: &mut serde_json::Value, words: &[&str], describe: impl Fn(&str) -> String) {
+    let descriptions: Vec<serde_json::Value> = words.iter().map(|w| describe(w).into()).collect();
+    node["enumDescriptions"] = descriptions.into();
+}
+
+fn quoted(words: &[&str]) -> String {
+    words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// One YAML document of a job file, read but not yet checked.
@@ -309,31 +395,33 @@ pub fn discover(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     let canonical_root = root.canonicalize()?;
     let mut found = Vec::new();
     walk(root, &canonical_root, &mut found)?;
-    found.sort();
     Ok(found)
 }
 
+/// Visits a directory's entries in name order, so the paths come out sorted component by
+/// component without comparing whole paths.
 fn walk(dir: &Path, canonical_root: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+    let mut entries = std::fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if is_ignored_name(&name) {
             continue;
         }
         let path = entry.path();
-        let file_type = entry.file_type()?;
+        let mut file_type = entry.file_type()?;
         if file_type.is_symlink() {
             // A ConfigMap mount is symlinks inside the directory; one that leaves it is not ours.
             match path.canonicalize() {
                 Ok(target) if target.starts_with(canonical_root) => {}
                 _ => continue,
             }
+            file_type = std::fs::metadata(&path)?.file_type();
         }
-        let meta = std::fs::metadata(&path)?;
-        if meta.is_dir() {
+        if file_type.is_dir() {
             walk(&path, canonical_root, found)?;
-        } else if meta.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+        } else if file_type.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
             found.push(path);
         }
     }
@@ -369,6 +457,30 @@ mod tests {
         }
         assert_eq!(SeriesField::ALL.len(), fields::SERIES_FIELDS.len());
         assert_eq!(BookField::ALL.len(), fields::BOOK_FIELDS.len());
+    }
+
+    #[test]
+    fn every_field_is_documented_for_editors() {
+        let schema = schema_value();
+        let objects = [&schema, &schema["definitions"]["Schedule"]];
+        for object in objects {
+            for (name, property) in object["properties"].as_object().unwrap() {
+                assert!(property["description"].is_string(), "`{name}` has a description");
+                let examples = property["examples"].as_array();
+                assert!(examples.is_some_and(|e| !e.is_empty()), "`{name}` has examples");
+            }
+        }
+        for name in ["enabled", "existingSourceIdsOnly", "maxConcurrency", "fieldGroups"] {
+            assert!(schema["properties"][name].get("default").is_some(), "`{name}` has a default");
+        }
+        assert_eq!(schema["definitions"]["Schedule"]["properties"]["catchUp"]["default"], true);
+        for name in ["Scope", "SeriesGroup", "BookGroup", "SeriesField", "BookField"] {
+            let definition = &schema["definitions"][name];
+            let words = definition["enum"].as_array().map_or(0, Vec::len);
+            let described = definition["enumDescriptions"].as_array().map_or(0, Vec::len);
+            assert!(words > 0 && words == described, "`{name}` describes each of its words");
+        }
+        assert!(!schema.to_string().contains("uint"), "no Rust integer formats");
     }
 
     #[test]
