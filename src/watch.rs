@@ -16,6 +16,21 @@ use tokio::sync::mpsc;
 /// long to go live; much lower and an editor's write-rename pair becomes two passes.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
+/// Whether a burst of events calls for a pass over `dir`.
+fn relevant(result: &DebounceEventResult, dir: &Path) -> bool {
+    match result {
+        // Opening and reading files are events too, and the reconciler reads every file:
+        // counting them would make each pass trigger the next.
+        Ok(events) => events.iter().any(|e| {
+            e.need_rescan()
+                || (!matches!(e.kind, notify::EventKind::Access(_))
+                    && e.paths.iter().any(|p| p.starts_with(dir)))
+        }),
+        // An error (an overflowed queue, say) may have lost events: rescan.
+        Err(_) => true,
+    }
+}
+
 /// A running watch; dropping it stops the events.
 pub struct Watch {
     _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
@@ -29,18 +44,7 @@ pub fn watch(dir: &Path, signal: mpsc::Sender<()>) -> notify::Result<Watch> {
     let dir = &std::path::absolute(dir)?;
     let dir_for_events: PathBuf = dir.clone();
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
-        let relevant = match &result {
-            // Opening and reading files are events too, and the reconciler reads every file:
-            // counting them would make each pass trigger the next.
-            Ok(events) => events.iter().any(|e| {
-                e.need_rescan()
-                    || (!matches!(e.kind, notify::EventKind::Access(_))
-                        && e.paths.iter().any(|p| p.starts_with(&dir_for_events)))
-            }),
-            // An error (an overflowed queue, say) may have lost events: rescan.
-            Err(_) => true,
-        };
-        if relevant {
+        if relevant(&result, &dir_for_events) {
             // A full channel already holds a pending signal, which is all that is needed.
             let _ = signal.try_send(());
         }
@@ -56,4 +60,35 @@ pub fn watch(dir: &Path, signal: mpsc::Sender<()>) -> notify::Result<Watch> {
         Err(e) => return Err(e),
     }
     Ok(Watch { _debouncer: debouncer })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, CreateKind, Event, EventKind, Flag};
+    use notify_debouncer_full::DebouncedEvent;
+
+    fn burst(kind: EventKind, path: &str) -> DebounceEventResult {
+        let event = Event::new(kind).add_path(PathBuf::from(path));
+        Ok(vec![DebouncedEvent::new(event, std::time::Instant::now())])
+    }
+
+    #[test]
+    fn changes_inside_the_directory_count_and_reads_do_not() {
+        let dir = Path::new("/srv/jobs.d");
+        assert!(relevant(&burst(EventKind::Create(CreateKind::File), "/srv/jobs.d/a.yaml"), dir));
+        assert!(!relevant(&burst(EventKind::Access(AccessKind::Read), "/srv/jobs.d/a.yaml"), dir));
+        assert!(!relevant(&burst(EventKind::Create(CreateKind::File), "/srv/data/c.db"), dir));
+    }
+
+    #[test]
+    fn lost_or_overflowed_events_ask_for_a_full_rescan() {
+        let dir = Path::new("/srv/jobs.d");
+        let overflow = Event::new(EventKind::Other).set_flag(Flag::Rescan);
+        let result: DebounceEventResult =
+            Ok(vec![DebouncedEvent::new(overflow, std::time::Instant::now())]);
+        assert!(relevant(&result, dir), "an overflow names no path but must rescan");
+        let failed: DebounceEventResult = Err(vec![notify::Error::generic("queue overflow")]);
+        assert!(relevant(&failed, dir));
+    }
 }
