@@ -581,7 +581,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "UPDATE runs SET status = ?, totals = ?, error = ?, finished_at = ? WHERE id = ?",
+            // A run already ended (marked interrupted at shutdown, say) keeps that ending.
+            "UPDATE runs SET status = ?, totals = ?, error = ?, finished_at = ?
+             WHERE id = ? AND status IN ('queued', 'running')",
         )
         .bind(status)
         .bind(totals.to_string())
