@@ -172,6 +172,7 @@ mod tests {
             enabled,
             spec_json: serde_json::to_value(&spec).unwrap(),
             content_hash: format!("{cron}{enabled}"),
+            git: None,
             spec,
             source: String::new(),
             source_file: format!("{id}.yaml"),

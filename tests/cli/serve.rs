@@ -9,15 +9,16 @@ use std::time::{Duration, Instant};
 use crate::*;
 
 /// A running `curator serve`, stopped on drop.
-struct Server {
+pub struct Server {
     child: Child,
     port: u16,
     log: mpsc::Receiver<String>,
-    lines: Vec<String>,
+    /// The log lines read so far.
+    pub lines: Vec<String>,
 }
 
 impl Server {
-    fn start(sandbox: &Sandbox) -> Server {
+    pub fn start(sandbox: &Sandbox) -> Server {
         let mut child = sandbox
             .command(&["serve"])
             .env("CURATOR_LISTEN", "127.0.0.1:0")
@@ -41,7 +42,15 @@ impl Server {
         server
     }
 
-    fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
+    /// Every log line so far.
+    pub fn log(&mut self) -> &[String] {
+        while let Ok(line) = self.log.try_recv() {
+            self.lines.push(line);
+        }
+        &self.lines
+    }
+
+    pub fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;
         if let Some(line) = self.lines.iter().find(|l| l.contains(needle)) {
             return line.clone();
