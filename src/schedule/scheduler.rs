@@ -9,13 +9,15 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use super::Timing;
+use crate::spec::Schedule;
 use crate::store::JobRow;
 
 /// A job's place in the queue.
 #[derive(Debug, Clone)]
 struct Slot {
-    /// The spec hash the slot was computed from; an unchanged job keeps its slot.
-    content_hash: String,
+    /// The schedule the slot was computed from. A job whose schedule did not change keeps its
+    /// slot: an edit to its fields must not move a firing that is due within its jitter.
+    schedule: Schedule,
     timing: Timing,
     /// The cron instant this firing is for.
     slot: DateTime<Utc>,
@@ -47,14 +49,14 @@ impl Scheduler {
         Arc::new(Scheduler::default())
     }
 
-    /// Brings the queue in line with `jobs`: new and changed enabled jobs get their next slot
-    /// after `now`, unchanged ones keep theirs, disabled and deleted ones leave the queue.
+    /// Brings the queue in line with `jobs`: new jobs and jobs with a changed schedule get their
+    /// next slot after `now`, the others keep theirs, disabled and deleted ones leave the queue.
     pub fn sync(&self, jobs: &[JobRow], default_zone: chrono_tz::Tz, now: DateTime<Utc>) {
         let mut state = self.state.lock().expect("scheduler lock");
         let mut keep = HashMap::new();
         for job in jobs.iter().filter(|j| j.enabled) {
             if let Some(existing) = state.jobs.get(&job.id)
-                && existing.content_hash == job.content_hash
+                && existing.schedule == job.spec.schedule
             {
                 keep.insert(job.id.clone(), existing.clone());
                 continue;
@@ -72,7 +74,7 @@ impl Scheduler {
                 tracing::debug!(job.id = %job.id, next = %fire, "job scheduled");
                 keep.insert(
                     job.id.clone(),
-                    Slot { content_hash: job.content_hash.clone(), timing, slot, fire },
+                    Slot { schedule: job.spec.schedule.clone(), timing, slot, fire },
                 );
             }
         }
@@ -225,6 +227,28 @@ mod tests {
         assert_eq!(scheduler.next_fire("a"), Some(at(2, 0)));
         scheduler.sync(&[], chrono_tz::UTC, at(1, 0));
         assert_eq!(scheduler.next_fire("a"), None);
+    }
+
+    #[test]
+    fn an_edit_outside_the_schedule_keeps_the_slot_and_a_schedule_edit_moves_it() {
+        let scheduler = Scheduler::new();
+        let mut a = job("a", "0 4 * * *", true);
+        a.spec.schedule.jitter = Some("10m".into());
+        scheduler.sync(std::slice::from_ref(&a), chrono_tz::UTC, at(3, 0));
+        let due = scheduler.next_fire("a").unwrap();
+        assert!(due >= at(4, 0) && due < at(4, 10), "{due}");
+
+        // Between the slot and its jittered firing, an edit to the job's fields arrives.
+        let mut edited = a.clone();
+        edited.spec.max_concurrency = 2;
+        edited.content_hash = "edited".into();
+        scheduler.sync(&[edited.clone()], chrono_tz::UTC, at(4, 0));
+        assert_eq!(scheduler.next_fire("a"), Some(due), "today's firing is not skipped");
+
+        edited.spec.schedule.cron = "0 5 * * *".into();
+        scheduler.sync(&[edited], chrono_tz::UTC, at(4, 0));
+        let moved = scheduler.next_fire("a").unwrap();
+        assert!(moved >= at(5, 0) && moved < at(5, 10), "recomputed: {moved}");
     }
 
     #[test]
