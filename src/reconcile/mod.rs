@@ -157,10 +157,10 @@ pub async fn reconcile(
     let changes = if plan.applied {
         let (files, forget_files) = file_records(&scan, &plan, &records, git.as_ref());
         JobChanges {
-            upserts: plan.create.iter().chain(&plan.update).map(|p| p.write.clone()).collect(),
-            refreshes: plan.refreshed.clone(),
+            upserts: plan.create.iter().chain(&plan.update).map(|p| &p.write).collect(),
+            refreshes: &plan.refreshed,
             deletes: plan.delete.iter().map(|d| d.id.clone()).collect(),
-            git_by_file: plan.git_by_file.clone(),
+            git_by_file: &plan.git_by_file,
             files,
             forget_files,
             index_key: Some((key, plan.commit.clone())),

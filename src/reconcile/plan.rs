@@ -238,11 +238,13 @@ fn decide(input: &Input, report: &Report) -> Plan {
         .iter()
         .find(|f| f.diagnostics.iter().any(|d| matches!(d.code, "read" | "yaml" | "id")));
 
+    let mut fires = Fires { input, crons: HashMap::new() };
     for (id, (file, job)) in &desired {
         let git = input.git.and_then(|g| g.files.get(&file.relative).cloned());
         let write = job_write(job, &file.relative, git);
         let Some(row) = rows.get(id) else {
             let changes = diff(&Value::Null, &write.spec_json);
+            let next = fires.next(job);
             plan.create.push(planned(
                 input,
                 job,
@@ -250,7 +252,7 @@ fn decide(input: &Input, report: &Report) -> Plan {
                 changes,
                 None,
                 false,
-                true,
+                next,
                 write,
             ));
             continue;
@@ -260,8 +262,9 @@ fn decide(input: &Input, report: &Report) -> Plan {
         let moved = row.source_file != write.source_file;
         if !changes.is_empty() || moved {
             let drift = input.touched.contains(*id) && !changes.is_empty();
-            let fires =
+            let schedule =
                 changes.iter().any(|c| c.path.starts_with("schedule") || c.path == "enabled");
+            let next = if schedule { fires.next(job) } else { Vec::new() };
             let from = moved.then(|| shown(&row.source_file));
             plan.update.push(planned(
                 input,
@@ -270,7 +273,7 @@ fn decide(input: &Input, report: &Report) -> Plan {
                 changes,
                 from,
                 drift,
-                fires,
+                next,
                 write,
             ));
         } else {
@@ -409,28 +412,9 @@ fn planned(
     changes: Vec<FieldDiff>,
     moved_from: Option<String>,
     drift: bool,
-    with_fires: bool,
+    next_fire_times: Vec<FireTime>,
     write: JobWrite,
 ) -> Planned {
-    let schedule = &job.spec.schedule;
-    let zone = schedule
-        .timezone
-        .as_deref()
-        .and_then(|z| schedule::parse_zone(z).ok())
-        .unwrap_or(input.zone);
-    let timing = (with_fires && job.spec.enabled)
-        .then(|| Timing::new(&job.id, schedule, input.zone).ok())
-        .flatten();
-    let next_fire_times = timing.map_or_else(Vec::new, |timing| {
-        let slots = timing.next_slots(input.now, 3);
-        slots
-            .into_iter()
-            .map(|slot| {
-                let utc = timing.fire_time(slot);
-                FireTime { utc, local: utc.with_timezone(&zone).fixed_offset() }
-            })
-            .collect()
-    });
     Planned {
         id: job.id.clone(),
         file: input.root.join(relative).display().to_string(),
@@ -439,9 +423,48 @@ fn planned(
         drift,
         changes,
         enabled: job.spec.enabled,
-        timezone: zone.name().to_string(),
+        timezone: zone_of(job, input.zone).name().to_string(),
         next_fire_times,
         write,
+    }
+}
+
+fn zone_of(job: &ValidJob, default: chrono_tz::Tz) -> chrono_tz::Tz {
+    let zone = job.spec.schedule.timezone.as_deref();
+    zone.and_then(|z| schedule::parse_zone(z).ok()).unwrap_or(default)
+}
+
+/// Next fire times, each cron expression parsed once: thousands of jobs share a few schedules,
+/// and parsing one costs more than finding its next firings.
+struct Fires<'a> {
+    input: &'a Input<'a>,
+    crons: HashMap<String, Option<croner::Cron>>,
+}
+
+impl Fires<'_> {
+    /// The next three firings of an enabled job, jitter included; none for a disabled one.
+    fn next(&mut self, job: &ValidJob) -> Vec<FireTime> {
+        let schedule = &job.spec.schedule;
+        let cron = self
+            .crons
+            .entry(schedule.cron.clone())
+            .or_insert_with(|| schedule::parse_cron(&schedule.cron).ok());
+        let (Some(cron), true) = (cron, job.spec.enabled) else { return Vec::new() };
+        let window = schedule.jitter.as_deref().and_then(|j| schedule::parse_jitter(j).ok());
+        let zone = zone_of(job, self.input.zone);
+        let timing = Timing {
+            cron: cron.clone(),
+            zone,
+            jitter: schedule::jitter_for(&job.id, window.unwrap_or_default()),
+        };
+        let slots = timing.next_slots(self.input.now, 3);
+        slots
+            .into_iter()
+            .map(|slot| {
+                let utc = timing.fire_time(slot);
+                FireTime { utc, local: utc.with_timezone(&zone).fixed_offset() }
+            })
+            .collect()
     }
 }
 

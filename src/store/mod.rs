@@ -126,15 +126,15 @@ pub struct RowScope {
 
 /// Everything one reconcile pass writes, in one transaction.
 #[derive(Debug, Clone, Default)]
-pub struct JobChanges {
+pub struct JobChanges<'a> {
     /// Jobs created or updated: every column is written.
-    pub upserts: Vec<JobWrite>,
+    pub upserts: Vec<&'a JobWrite>,
     /// Jobs whose spec is unchanged but whose line, YAML text or Git state moved on.
-    pub refreshes: Vec<JobWrite>,
+    pub refreshes: &'a [JobWrite],
     /// Job IDs to delete; their runs are marked as belonging to a deleted job.
     pub deletes: Vec<String>,
     /// New Git state for every job of an unchanged file, by file.
-    pub git_by_file: Vec<(String, Option<GitState>)>,
+    pub git_by_file: &'a [(String, Option<GitState>)],
     /// File records to store, and paths to forget (deleted files, files now with errors).
     pub files: Vec<FileRecord>,
     pub forget_files: Vec<String>,

@@ -674,13 +674,13 @@ impl ReconcileTx {
 
     /// Writes a pass's changes and commits them. A pass with nothing to change touches no job
     /// row; only the summary row is written.
-    pub async fn apply(mut self, changes: &JobChanges) -> Result<(), StoreError> {
+    pub async fn apply(mut self, changes: &JobChanges<'_>) -> Result<(), StoreError> {
         let tx = &mut self.tx;
         let now = timestamp(Utc::now());
         for chunk in changes.upserts.chunks(BATCH) {
             upsert_jobs(tx, chunk, &now).await?;
         }
-        for job in &changes.refreshes {
+        for job in changes.refreshes {
             sqlx::query(
                 "UPDATE jobs SET source = ?, source_line = ?, source_commit = ?, source_dirty = ?
                  WHERE id = ?",
@@ -772,7 +772,7 @@ impl ReconcileTx {
     }
 }
 
-async fn upsert_jobs(tx: &mut Tx, jobs: &[JobWrite], now: &str) -> Result<(), StoreError> {
+async fn upsert_jobs(tx: &mut Tx, jobs: &[&JobWrite], now: &str) -> Result<(), StoreError> {
     let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO jobs (id, name, library_id, provider, enabled, spec, source, source_file,
                            source_line, content_hash, source_commit, source_dirty, created_at,
@@ -1069,18 +1069,16 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!second.is_finished(), "the second pass waits for the first one's lock");
 
-        let changes = JobChanges { upserts: vec![job("a", "a.yaml")], ..JobChanges::default() };
-        first.apply(&changes).await.unwrap();
+        let a = job("a", "a.yaml");
+        first.apply(&JobChanges { upserts: vec![&a], ..JobChanges::default() }).await.unwrap();
         assert_eq!(second.await.unwrap(), 1, "and plans against what the first wrote");
     }
 
     #[tokio::test]
     async fn rows_written_outside_a_pass_are_listed_until_the_next_pass_commits() {
         let (_dir, store) = store().await;
-        let changes = JobChanges {
-            upserts: vec![job("a", "a.yaml"), job("b", "b.yaml")],
-            ..JobChanges::default()
-        };
+        let (a, b) = (job("a", "a.yaml"), job("b", "b.yaml"));
+        let changes = JobChanges { upserts: vec![&a, &b], ..JobChanges::default() };
         store.begin_reconcile(true).await.unwrap().apply(&changes).await.unwrap();
         let touched = |store: Store| async move {
             store.begin_reconcile(false).await.unwrap().index().await.unwrap().touched
