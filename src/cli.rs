@@ -427,7 +427,10 @@ fn git_line(git: Option<&GitState>) -> String {
         Some(GitState { commit: Some(commit), dirty: true }) => {
             format!("commit {commit}, with uncommitted changes")
         }
-        Some(GitState { commit: None, .. }) => "never committed".into(),
+        Some(GitState { commit: None, dirty: true }) => "never committed".into(),
+        Some(GitState { commit: None, dirty: false }) => {
+            "committed before the history this clone holds".into()
+        }
     }
 }
 

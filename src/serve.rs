@@ -130,6 +130,8 @@ async fn pass(store: &Store, config: &Config, scheduler: &Scheduler) {
             }
             if let Some(reason) = &plan.refused {
                 tracing::error!(reason = %reason, "reconcile refused: nothing applied");
+            } else if let Some(error) = &plan.directory_error {
+                tracing::error!(error = %error, "the jobs directory cannot be read");
             }
             let c = plan.counts();
             tracing::info!(

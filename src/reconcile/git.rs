@@ -92,9 +92,10 @@ pub fn inspect(dir: &Path, files: &[&str], known: &Known) -> Option<GitView> {
     let files = files
         .iter()
         .map(|file| {
+            // A file `git status` does not list is tracked and clean, even when its commit lies
+            // beyond the history a shallow clone holds.
             let commit = commits.get(*file).cloned().flatten();
-            let dirty = status.contains_key(*file) || commit.is_none();
-            (file.to_string(), GitState { commit, dirty })
+            (file.to_string(), GitState { commit, dirty: status.contains_key(*file) })
         })
         .collect();
     Some(GitView { head, files })

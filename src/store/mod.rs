@@ -77,7 +77,8 @@ pub struct JobWrite {
 /// A job file's place in Git.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitState {
-    /// The commit that last changed the file; `None` when Git has never committed it.
+    /// The commit that last changed the file; `None` when Git has never committed it (or, in a
+    /// shallow clone, when that commit is older than the history it holds).
     pub commit: Option<String>,
     /// Whether the work tree holds changes to the file that are not committed (modified,
     /// staged, untracked or ignored).
