@@ -126,7 +126,11 @@ async fn pass(store: &Store, config: &Config, scheduler: &Scheduler) {
             }
             for p in plan.update.iter().filter(|p| p.drift) {
                 let fields: Vec<&str> = p.changes.iter().map(|c| c.path.as_str()).collect();
-                tracing::warn!(job.id = %p.id, fields = ?fields, "drift: a job row changed outside curator was put back");
+                tracing::warn!(
+                    job.id = %p.id,
+                    fields = ?fields,
+                    "drift: a job row changed outside curator was put back"
+                );
             }
             if let Some(reason) = &plan.refused {
                 tracing::error!(reason = %reason, "reconcile refused: nothing applied");

@@ -44,7 +44,11 @@ pub fn inspect(dir: &Path, files: &[&str], known: &Known) -> Option<GitView> {
     let status = match status(dir, &prefix) {
         Ok(status) => status,
         Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "git status failed: no provenance this pass");
+            tracing::warn!(
+                dir = %dir.display(),
+                error = %e,
+                "git status failed: no provenance this pass"
+            );
             return None;
         }
     };
@@ -82,7 +86,11 @@ pub fn inspect(dir: &Path, files: &[&str], known: &Known) -> Option<GitView> {
             match log(dir, None, Some(&wanted)) {
                 Ok(found) => commits.extend(found.into_iter().map(|(f, c)| (f, Some(c)))),
                 Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "git log failed: no provenance this pass");
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        error = %e,
+                        "git log failed: no provenance this pass"
+                    );
                     return None;
                 }
             }
@@ -147,7 +155,11 @@ fn locate(dir: &Path) -> Option<(String, Option<String>)> {
     if stderr.contains("not a git repository") {
         tracing::debug!(dir = %dir.display(), "not in a Git work tree: no provenance");
     } else {
-        tracing::warn!(dir = %dir.display(), error = %stderr.trim(), "git refuses the directory: no provenance");
+        tracing::warn!(
+            dir = %dir.display(),
+            error = %stderr.trim(),
+            "git refuses the directory: no provenance"
+        );
     }
     None
 }

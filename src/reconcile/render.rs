@@ -113,7 +113,8 @@ pub fn render_text(plan: &Plan, dry_run: bool, style: Style) -> String {
     } else {
         let _ = writeln!(
             out,
-            "Applied: {} created, {} updated{drift}, {} deleted, {} unchanged, {} kept, {} skipped.",
+            "Applied: {} created, {} updated{drift}, {} deleted, {} unchanged, {} kept, {} \
+             skipped.",
             c.create, c.update, c.delete, c.unchanged, c.kept, c.skipped
         );
     }

@@ -186,7 +186,11 @@ fn the_json_plan_has_a_format_version_and_the_documented_shape() {
     );
     assert_eq!(
         json["delete"],
-        json!([{"id": "books/curated-volumes", "file": "jobs.d/books/curated-volumes.yaml", "line": 4}])
+        json!([{
+            "id": "books/curated-volumes",
+            "file": "jobs.d/books/curated-volumes.yaml",
+            "line": 4,
+        }])
     );
 
     let applied: Value =
@@ -213,9 +217,9 @@ fn exit_codes_are_0_when_done_1_on_errors_and_3_for_pending_changes() {
     sandbox.write("jobs.d/broken.yaml", "kind: [\n");
     sandbox.run(&["reconcile", "--dry-run"]).expect_code(1);
     sandbox.run(&["reconcile"]).expect_code(1);
+    let extra = sandbox.json(&["jobs", "show", "extra", "--output", "json"]);
     assert_eq!(
-        sandbox.json(&["jobs", "show", "extra", "--output", "json"])["job"]["spec"]["schedule"]["cron"],
-        "0 5 * * *",
+        extra["job"]["spec"]["schedule"]["cron"], "0 5 * * *",
         "the valid file was applied all the same"
     );
 }
