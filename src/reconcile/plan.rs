@@ -242,19 +242,21 @@ fn decide(input: &Input, report: &Report) -> Plan {
     for (id, (file, job)) in &desired {
         let git = input.git.and_then(|g| g.files.get(&file.relative).cloned());
         let write = job_write(job, &file.relative, git);
+        let planned = |changes, moved_from, drift, next_fire_times, write| Planned {
+            id: job.id.clone(),
+            file: shown(&file.relative),
+            line: job.line,
+            moved_from,
+            drift,
+            changes,
+            enabled: job.spec.enabled,
+            timezone: zone_of(job, input.zone).name().to_string(),
+            next_fire_times,
+            write,
+        };
         let Some(row) = rows.get(id) else {
             let changes = diff(&Value::Null, &write.spec_json);
-            let next = fires.next(job);
-            plan.create.push(planned(
-                input,
-                job,
-                &file.relative,
-                changes,
-                None,
-                false,
-                next,
-                write,
-            ));
+            plan.create.push(planned(changes, None, false, fires.next(job), write));
             continue;
         };
         let mut changes = diff(&row.spec_json, &write.spec_json);
@@ -266,16 +268,7 @@ fn decide(input: &Input, report: &Report) -> Plan {
                 changes.iter().any(|c| c.path.starts_with("schedule") || c.path == "enabled");
             let next = if schedule { fires.next(job) } else { Vec::new() };
             let from = moved.then(|| shown(&row.source_file));
-            plan.update.push(planned(
-                input,
-                job,
-                &file.relative,
-                changes,
-                from,
-                drift,
-                next,
-                write,
-            ));
+            plan.update.push(planned(changes, from, drift, next, write));
         } else {
             if row.source_line != write.source_line
                 || row.source != write.source
@@ -401,31 +394,6 @@ fn job_write(job: &ValidJob, relative: &str, git: Option<GitState>) -> JobWrite 
         source_line: i64::try_from(job.line).unwrap_or(i64::MAX),
         content_hash: job.content_hash.clone(),
         git,
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn planned(
-    input: &Input,
-    job: &ValidJob,
-    relative: &str,
-    changes: Vec<FieldDiff>,
-    moved_from: Option<String>,
-    drift: bool,
-    next_fire_times: Vec<FireTime>,
-    write: JobWrite,
-) -> Planned {
-    Planned {
-        id: job.id.clone(),
-        file: input.root.join(relative).display().to_string(),
-        line: job.line,
-        moved_from,
-        drift,
-        changes,
-        enabled: job.spec.enabled,
-        timezone: zone_of(job, input.zone).name().to_string(),
-        next_fire_times,
-        write,
     }
 }
 
