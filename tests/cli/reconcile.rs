@@ -492,7 +492,7 @@ fn run_history_last_run_and_enable_state_survive_an_update() {
 }
 
 #[test]
-fn deleting_a_job_keeps_its_runs_marked_as_a_deleted_jobs() {
+fn deleting_a_job_keeps_its_runs_marked_as_belonging_to_a_deleted_job() {
     let sandbox = Sandbox::new().prepared();
     sandbox.run(&["run", "manga/curated-status", "--wait"]).success();
     std::fs::remove_file(sandbox.path(STATUS)).unwrap();
