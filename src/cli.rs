@@ -2,6 +2,7 @@
 //! [`Exit`]; `main` maps errors and exits in one place.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use crate::provider::Registry;
 use crate::reconcile::{self, Options};
 use crate::run::{Runner, Trigger};
 use crate::schedule::{self, Timing};
-use crate::store::{ImportMode, JobRow, RunRow, Store};
+use crate::store::{GitState, ImportMode, JobRow, RunRow, Store, StoreError};
 use crate::validate::{self, Context};
 
 /// Exit codes: 0 fine, 1 errors found, 2 usage or I/O error, 3 changes pending (dry run).
@@ -207,7 +208,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             let config = Config::load(cli.config.as_deref(), &overrides)?;
             match command {
                 Command::Reconcile { dry_run, output, allow_empty, allow_mass_delete } => {
-                    let options = Options { dry_run, allow_empty, allow_mass_delete };
+                    let options = Options { dry_run, allow_empty, allow_mass_delete, now: None };
                     reconcile_cmd(&config, options, output).await
                 }
                 Command::Serve => crate::serve::serve(config).await.map(|()| Exit::Ok),
@@ -312,9 +313,13 @@ async fn reconcile_cmd(config: &Config, options: Options, output: Output) -> any
     let plan = reconcile::reconcile(&store, config, options).await?;
     match output {
         Output::Text => {
-            print!("{}", reconcile::render_text(&plan, config.timezone, options.dry_run))
+            // Colour is for a person at a terminal, and never against NO_COLOR.
+            let color = std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let style = reconcile::Style { color };
+            print!("{}", reconcile::render_text(&plan, options.dry_run, style))
         }
-        Output::Json => print!("{}", reconcile::render_json(&plan)),
+        Output::Json => print!("{}", reconcile::render_json(&plan, options.dry_run)),
     }
     Ok(if plan.has_errors() {
         Exit::Invalid
@@ -351,6 +356,7 @@ async fn jobs_list(config: &Config, output: Output) -> anyhow::Result<Exit> {
                     "scope": j.spec.scope.as_str(),
                     "nextFireAt": next_fire(j, config),
                     "sourceFile": j.source_file,
+                    "git": j.git,
                     "lastRun": last.get(&j.id).map(|r| json!({"id": r.id, "status": r.status, "finishedAt": r.finished_at})),
                 })
             })
@@ -394,8 +400,14 @@ async fn jobs_list(config: &Config, output: Output) -> anyhow::Result<Exit> {
 
 async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<Exit> {
     let store = Store::open(&config.database).await?;
-    let job = store.job(id).await?;
     let runs = store.runs(Some(id), 10).await?;
+    let job = match store.job(id).await {
+        Ok(job) => job,
+        Err(StoreError::NotFound { .. }) if runs.iter().any(|r| r.job_deleted_at.is_some()) => {
+            bail!("job `{id}` was deleted; its runs are kept: `curator runs list --job {id}`")
+        }
+        Err(e) => return Err(e.into()),
+    };
     let timing = timing_of(&job, config);
     let fires: Vec<DateTime<Utc>> = match &timing {
         Some(t) if job.enabled => {
@@ -417,13 +429,9 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
     let mut out = String::new();
     let _ = writeln!(out, "job:       {}", job.id);
     let _ = writeln!(out, "name:      {}", job.name);
-    let _ = writeln!(
-        out,
-        "source:    {}:{} (hash {})",
-        job.source_file,
-        job.source_line,
-        &job.content_hash[..12]
-    );
+    let _ = writeln!(out, "source:    {}:{}", job.source_file, job.source_line);
+    let _ = writeln!(out, "hash:      {}", job.content_hash);
+    let _ = writeln!(out, "git:       {}", git_line(job.git.as_ref()));
     let _ = writeln!(out, "enabled:   {}", job.enabled);
     if let Some(t) = &timing {
         let _ = writeln!(
@@ -457,6 +465,21 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
     }
     print!("{out}");
     Ok(Exit::Ok)
+}
+
+/// A job file's Git state in words.
+fn git_line(git: Option<&GitState>) -> String {
+    match git {
+        None => "not in a Git work tree".into(),
+        Some(GitState { commit: Some(commit), dirty: false }) => format!("commit {commit}"),
+        Some(GitState { commit: Some(commit), dirty: true }) => {
+            format!("commit {commit}, with uncommitted changes")
+        }
+        Some(GitState { commit: None, dirty: true }) => "never committed".into(),
+        Some(GitState { commit: None, dirty: false }) => {
+            "committed before the history this clone holds".into()
+        }
+    }
 }
 
 async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyhow::Result<Exit> {
@@ -515,7 +538,8 @@ async fn runs_show(config: &Config, id: i64, output: Output) -> anyhow::Result<E
 fn run_line(run: &RunRow) -> String {
     let when = run.started_at.unwrap_or(run.queued_at).format("%Y-%m-%d %H:%M:%S UTC");
     let error = run.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
-    format!("#{} {} {} {} {}{error}", run.id, run.job_id, run.trigger, when, run.status)
+    let deleted = if run.job_deleted_at.is_some() { " [job deleted]" } else { "" };
+    format!("#{} {}{deleted} {} {} {}{error}", run.id, run.job_id, run.trigger, when, run.status)
 }
 
 async fn show_run(store: &Store, run: &RunRow, output: Output) -> anyhow::Result<()> {

@@ -11,7 +11,13 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server logs its lifecycle; one-shot commands speak through their output.
-    let default_level = if matches!(cli.command, Command::Serve) { "info" } else { "warn" };
+    // notify reports watches it lost to a deleted directory at info and warn; the watcher handles
+    // those itself.
+    let default_level = if matches!(cli.command, Command::Serve) {
+        "info,notify=error"
+    } else {
+        "warn,notify=error"
+    };
     let filter =
         EnvFilter::try_from_env("CURATOR_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     // Colour only for a person at a terminal, never in a file or a log collector.

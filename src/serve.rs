@@ -311,15 +311,28 @@ async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
     for d in plan.report.diagnostics() {
         tracing::warn!(job.file = %d.file, "{d}");
     }
-    if let Some(reason) = &plan.refused {
-        tracing::error!(reason = %reason, "deletions refused");
+    for p in plan.update.iter().filter(|p| p.drift) {
+        let fields: Vec<&str> = p.changes.iter().map(|c| c.path.as_str()).collect();
+        tracing::warn!(
+            job.id = %p.id,
+            fields = ?fields,
+            "drift: a job row changed outside curator was put back"
+        );
     }
+    if let Some(reason) = &plan.refused {
+        tracing::error!(reason = %reason, "reconcile refused: nothing applied");
+    } else if let Some(error) = &plan.directory_error {
+        tracing::error!(error = %error, "the jobs directory cannot be read");
+    }
+    let c = plan.counts();
     tracing::info!(
-        created = plan.create.len(),
-        updated = plan.update.len(),
-        deleted = plan.delete.len(),
-        unchanged = plan.unchanged.len(),
-        kept = plan.kept.len(),
+        created = c.create,
+        updated = c.update,
+        deleted = c.delete,
+        unchanged = c.unchanged,
+        kept = c.kept,
+        skipped = c.skipped,
+        applied = plan.applied,
         scheduled = server.scheduler.len(),
         "reconciled"
     );

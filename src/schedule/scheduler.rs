@@ -9,13 +9,15 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use super::{Clock, Timing};
+use crate::spec::Schedule;
 use crate::store::ScheduleRow;
 
 /// A job's place in the queue.
 #[derive(Debug, Clone)]
 struct Slot {
-    /// The spec hash the slot was computed from; an unchanged job keeps its slot.
-    content_hash: String,
+    /// The schedule the slot was computed from. A job whose schedule did not change keeps its
+    /// slot: an edit to its fields must not move a firing that is due within its jitter.
+    schedule: Schedule,
     timing: Timing,
     /// The cron instant this firing is for.
     slot: DateTime<Utc>,
@@ -56,14 +58,14 @@ impl Scheduler {
         self.clock.now()
     }
 
-    /// Brings the queue in line with `jobs`: new and changed enabled jobs get their next slot
-    /// after `now`, unchanged ones keep theirs, disabled and deleted ones leave the queue.
+    /// Brings the queue in line with `jobs`: new jobs and jobs with a changed schedule get their
+    /// next slot after `now`, the others keep theirs, disabled and deleted ones leave the queue.
     pub fn sync(&self, jobs: &[ScheduleRow], default_zone: chrono_tz::Tz, now: DateTime<Utc>) {
         let mut state = self.state.lock().expect("scheduler lock");
         let mut keep = HashMap::new();
         for job in jobs.iter().filter(|j| j.enabled) {
             if let Some(existing) = state.jobs.get(&job.id)
-                && existing.content_hash == job.content_hash
+                && existing.schedule == job.schedule
             {
                 keep.insert(job.id.clone(), existing.clone());
                 continue;
@@ -81,7 +83,7 @@ impl Scheduler {
                 tracing::debug!(job.id = %job.id, next = %fire, "job scheduled");
                 keep.insert(
                     job.id.clone(),
-                    Slot { content_hash: job.content_hash.clone(), timing, slot, fire },
+                    Slot { schedule: job.schedule.clone(), timing, slot, fire },
                 );
             }
         }
@@ -185,6 +187,7 @@ mod tests {
             enabled,
             spec_json: serde_json::to_value(&spec).unwrap(),
             content_hash: format!("{cron}{enabled}"),
+            git: None,
             spec,
             source: String::new(),
             source_file: format!("{id}.yaml"),
@@ -283,6 +286,27 @@ mod tests {
         timer.await.unwrap();
         assert_eq!(rx.try_recv().ok(), Some(at(10, 30)), "the new 10:30 slot fired");
         assert!(rx.try_recv().is_err(), "and nothing else within the hour");
+    }
+
+    #[test]
+    fn an_edit_outside_the_schedule_keeps_the_slot_and_a_schedule_edit_moves_it() {
+        let scheduler = scheduler();
+        let mut a = job("a", "0 4 * * *", true);
+        a.schedule.jitter = Some("10m".into());
+        scheduler.sync(std::slice::from_ref(&a), chrono_tz::UTC, at(3, 0));
+        let due = scheduler.next_fire("a").unwrap();
+        assert!(due >= at(4, 0) && due < at(4, 10), "{due}");
+
+        // Between the slot and its jittered firing, an edit to the job's fields arrives.
+        let mut edited = a.clone();
+        edited.content_hash = "edited".into();
+        scheduler.sync(&[edited.clone()], chrono_tz::UTC, at(4, 0));
+        assert_eq!(scheduler.next_fire("a"), Some(due), "today's firing is not skipped");
+
+        edited.schedule.cron = "0 5 * * *".into();
+        scheduler.sync(&[edited], chrono_tz::UTC, at(4, 0));
+        let moved = scheduler.next_fire("a").unwrap();
+        assert!(moved >= at(5, 0) && moved < at(5, 10), "recomputed: {moved}");
     }
 
     #[test]

@@ -392,40 +392,120 @@ pub fn default_id(relative: &str) -> String {
 /// Lists the job files under `root`, sorted by path: `*.yaml` and `*.yml`, skipping hidden
 /// entries, editor leftovers and symlinks that lead outside `root`.
 pub fn discover(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    Ok(discover_with_metadata(root)?.into_iter().map(|(path, _)| path).collect())
+}
+
+/// [`discover`], with each file's metadata (of the symlink's target, for a symlink), read on
+/// the way so a caller that compares sizes and times needs no second `stat`.
+pub fn discover_with_metadata(root: &Path) -> std::io::Result<Vec<(PathBuf, std::fs::Metadata)>> {
     let canonical_root = root.canonicalize()?;
+    let top = entries(root, &canonical_root)?;
+    let folders: Vec<&Path> = top
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Folder(path) => Some(path.as_path()),
+            Entry::File(..) => None,
+        })
+        .collect();
+    let mut listings = list_folders(&folders, &canonical_root)?.into_iter();
     let mut found = Vec::new();
-    walk(root, &canonical_root, &mut found)?;
+    for entry in top {
+        match entry {
+            Entry::File(path, meta) => found.push((path, meta)),
+            Entry::Folder(_) => found.extend(listings.next().expect("one listing per folder")),
+        }
+    }
     Ok(found)
 }
 
-/// Visits a directory's entries in name order, so the paths come out sorted component by
-/// component without comparing whole paths.
-fn walk(dir: &Path, canonical_root: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries = std::fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
-    entries.sort_by_key(|entry| entry.file_name());
-    for entry in entries {
-        let name = entry.file_name();
+/// One entry of a folder that matters to a listing.
+enum Entry {
+    File(PathBuf, std::fs::Metadata),
+    Folder(PathBuf),
+}
+
+/// The job files and folders of `dir`, sorted by name: a depth-first walk over sorted folders
+/// lists files in path order without sorting whole paths afterwards.
+fn entries(dir: &Path, canonical_root: &Path) -> std::io::Result<Vec<Entry>> {
+    let mut listed = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| (e.file_name(), e)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut entries = Vec::with_capacity(listed.len());
+    for (name, entry) in listed {
         let name = name.to_string_lossy();
         if is_ignored_name(&name) {
             continue;
         }
         let path = entry.path();
-        let mut file_type = entry.file_type()?;
-        if file_type.is_symlink() {
+        let meta = if entry.file_type()?.is_symlink() {
             // A ConfigMap mount is symlinks inside the directory; one that leaves it is not ours.
             match path.canonicalize() {
-                Ok(target) if target.starts_with(canonical_root) => {}
+                Ok(target) if target.starts_with(canonical_root) => std::fs::metadata(&path)?,
                 _ => continue,
             }
-            file_type = std::fs::metadata(&path)?.file_type();
+        } else {
+            entry.metadata()?
+        };
+        if meta.is_dir() {
+            entries.push(Entry::Folder(path));
+        } else if meta.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+            entries.push(Entry::File(path, meta));
         }
-        if file_type.is_dir() {
-            walk(&path, canonical_root, found)?;
-        } else if file_type.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
-            found.push(path);
+    }
+    Ok(entries)
+}
+
+fn walk(
+    dir: &Path,
+    canonical_root: &Path,
+    found: &mut Vec<(PathBuf, std::fs::Metadata)>,
+) -> std::io::Result<()> {
+    for entry in entries(dir, canonical_root)? {
+        match entry {
+            Entry::File(path, meta) => found.push((path, meta)),
+            Entry::Folder(path) => walk(&path, canonical_root, found)?,
         }
     }
     Ok(())
+}
+
+/// The job files under each folder, in order. The folders are shared out over a few threads:
+/// a listing costs one `stat` per file, and at thousands of files those are most of its time.
+fn list_folders(
+    folders: &[&Path],
+    canonical_root: &Path,
+) -> std::io::Result<Vec<Vec<(PathBuf, std::fs::Metadata)>>> {
+    let list = |folder: &Path| {
+        let mut files = Vec::new();
+        walk(folder, canonical_root, &mut files).map(|()| files)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if threads < 2 || folders.len() < 2 {
+        return folders.iter().map(|f| list(f)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut listings: Vec<Option<std::io::Result<_>>> = folders.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(folders.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(folder) = folders.get(i) else { return done };
+                        done.push((i, list(folder)));
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            for (i, listing) in worker.join().expect("a listing thread does not panic") {
+                listings[i] = Some(listing);
+            }
+        }
+    });
+    listings.into_iter().map(|l| l.expect("every folder is listed")).collect()
 }
 
 /// Hidden files, and the leftovers of vim, emacs and others.

@@ -4,10 +4,12 @@
 
 mod sqlite;
 
-pub use sqlite::Store;
+pub use sqlite::{ReconcileTx, Store};
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::provider::EntityKind;
@@ -46,8 +48,13 @@ pub struct JobRow {
     /// The file under `jobs.d/` it came from.
     pub source_file: String,
     pub source_line: i64,
+    /// SHA-256 of the document's normalized spec: comments and layout do not change it.
     pub content_hash: String,
+    /// Where the file stands in Git; `None` when `jobs.d/` is not in a Git work tree.
+    pub git: Option<GitState>,
     pub created_at: DateTime<Utc>,
+    /// When the reconciler last changed the job's spec or file; refreshing its line, comments
+    /// or commit leaves it.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -88,8 +95,87 @@ pub struct JobWrite {
     pub source_file: String,
     pub source_line: i64,
     pub content_hash: String,
+    pub git: Option<GitState>,
 }
 
+/// A job file's place in Git.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitState {
+    /// The commit that last changed the file; `None` when Git has never committed it (or, in a
+    /// shallow clone, when that commit is older than the history it holds).
+    pub commit: Option<String>,
+    /// Whether the work tree holds changes to the file that are not committed (modified,
+    /// staged, untracked or ignored).
+    pub dirty: bool,
+}
+
+/// A valid job file as the reconciler last read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// The path under `jobs.d/`, as in [`JobRow::source_file`].
+    pub path: String,
+    /// A hash of the file's size, times and inode, taken before it was read: while it matches,
+    /// the file has not been written since.
+    pub stamp: i64,
+    /// Whether the file had been modified well before it was read. When not, a second write
+    /// within the same tick of the file system's clock could leave the stamp as it was, so the
+    /// file is read again.
+    pub stable: bool,
+    pub git: Option<GitState>,
+}
+
+/// What a reconcile pass reads before it looks at the directory.
+#[derive(Debug, Clone, Default)]
+pub struct JobIndex {
+    /// The valid files of the last applied pass, by path.
+    pub files: HashMap<String, FileRecord>,
+    pub job_count: usize,
+    /// (job ID, source file) of every row written outside curator since the last applied pass.
+    pub touched: Vec<(String, String)>,
+    /// The key the file index was built under; `None` before the first applied pass.
+    pub cache_key: Option<String>,
+    /// The Git HEAD the stored commits were read at.
+    pub provenance_head: Option<String>,
+}
+
+/// Which job rows a pass loads in full.
+#[derive(Debug, Clone, Default)]
+pub struct RowScope {
+    /// Every row.
+    pub all: bool,
+    /// Rows from these files (paths under `jobs.d/`).
+    pub files: Vec<String>,
+    /// Rows with these IDs.
+    pub ids: Vec<String>,
+}
+
+/// Everything one reconcile pass writes, in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct JobChanges<'a> {
+    /// Jobs created or updated: every column is written.
+    pub upserts: Vec<&'a JobWrite>,
+    /// Jobs whose spec is unchanged but whose line, YAML text or Git state moved on.
+    pub refreshes: &'a [JobWrite],
+    /// Job IDs to delete; their runs are marked as belonging to a deleted job.
+    pub deletes: Vec<String>,
+    /// New Git state for every job of an unchanged file, by file.
+    pub git_by_file: &'a [(String, Option<GitState>)],
+    /// File records to store, and paths to forget (deleted files, files now with errors).
+    pub files: Vec<FileRecord>,
+    pub forget_files: Vec<String>,
+    /// The key and HEAD the file index now matches; `None` leaves the stored ones (a refused
+    /// pass applies nothing, so its index is still the old one).
+    pub index_key: Option<(String, Option<String>)>,
+    /// The pass's outcome, stored for status reads.
+    pub summary: Value,
+}
+
+/// The last reconcile pass's outcome, as stored.
+#[derive(Debug, Clone)]
+pub struct StoredSummary {
+    pub finished_at: DateTime<Utc>,
+    pub summary: Value,
+}
 /// One series or book as a run sees it.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -150,6 +236,8 @@ pub struct RunRow {
     pub finished_at: Option<DateTime<Utc>>,
     pub totals: Value,
     pub error: Option<String>,
+    /// When the run's job was deleted; `None` while it exists.
+    pub job_deleted_at: Option<DateTime<Utc>>,
 }
 
 /// Whether an import overwrites what the database holds.

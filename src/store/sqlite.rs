@@ -13,8 +13,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool, Transaction};
 
 use super::{
-    Change, Entry, EntryResult, ImportCounts, ImportMode, JobRow, JobWrite, RunRow, ScheduleRow,
-    StoreError, parse_timestamp, timestamp,
+    Change, Entry, EntryResult, FileRecord, GitState, ImportCounts, ImportMode, JobChanges,
+    JobIndex, JobRow, JobWrite, RowScope, RunRow, ScheduleRow, StoreError, StoredSummary,
+    parse_timestamp, timestamp,
 };
 use crate::catalog::file::{BookDef, CatalogFile, ExternalIdDef, LibraryDef, SeriesDef};
 use crate::provider::EntityKind;
@@ -424,62 +425,33 @@ impl Store {
         job_from_row(&row)
     }
 
-    /// Applies a reconcile plan in one transaction: upserts and deletes together or not at all.
-    pub async fn apply_jobs(
-        &self,
-        upserts: &[JobWrite],
-        deletes: &[String],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        let now = timestamp(Utc::now());
-        for job in upserts {
-            sqlx::query(
-                "INSERT INTO jobs (id, name, library_id, provider, enabled, spec, source,
-                                   source_file, source_line, content_hash, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (id) DO UPDATE SET
-                    name = excluded.name, library_id = excluded.library_id,
-                    provider = excluded.provider, enabled = excluded.enabled,
-                    spec = excluded.spec, source = excluded.source,
-                    source_file = excluded.source_file, source_line = excluded.source_line,
-                    content_hash = excluded.content_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&job.id)
-            .bind(&job.name)
-            .bind(&job.library_id)
-            .bind(&job.provider)
-            .bind(job.enabled)
-            .bind(job.spec_json.to_string())
-            .bind(&job.source)
-            .bind(&job.source_file)
-            .bind(job.source_line)
-            .bind(&job.content_hash)
-            .bind(&now)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for id in deletes {
-            sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    /// Starts a reconcile pass. A writing pass takes SQLite's write lock (`BEGIN IMMEDIATE`)
+    /// before its first read and holds it to its commit, so passes from several processes (a
+    /// `curator reconcile` beside `serve`) run one after another, each planning against what
+    /// the one before wrote. A dry run reads one consistent snapshot and writes nothing.
+    ///
+    /// The lock lives here, not in the reconciler, so another backend can take its own kind
+    /// (PostgreSQL: an advisory lock held by the transaction).
+    pub async fn begin_reconcile(&self, write: bool) -> Result<ReconcileTx, StoreError> {
+        let tx = if write { self.write().await? } else { self.pool.begin().await? };
+        Ok(ReconcileTx { tx })
     }
 
-    /// Records the outcome of a reconcile pass.
-    pub async fn save_reconcile_state(&self, summary: &Value) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO reconcile_state (id, finished_at, summary) VALUES (1, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET finished_at = excluded.finished_at,
-                                            summary = excluded.summary",
-        )
-        .bind(timestamp(Utc::now()))
-        .bind(summary.to_string())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+    /// The last applied or refused pass's outcome, for status reads.
+    pub async fn last_reconcile(&self) -> Result<Option<StoredSummary>, StoreError> {
+        let row = sqlx::query("SELECT finished_at, summary FROM reconcile_state WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let finished: String = row.get("finished_at");
+        let summary: String = row.get("summary");
+        Ok(Some(StoredSummary {
+            finished_at: parse_timestamp(&finished)?,
+            summary: serde_json::from_str(&summary).map_err(|e| StoreError::Corrupt {
+                what: "reconcile summary",
+                reason: e.to_string(),
+            })?,
+        }))
     }
 
     // ----- firings -----
@@ -741,6 +713,254 @@ impl Store {
     }
 }
 
+/// One reconcile pass's transaction (see [`Store::begin_reconcile`]). Dropped without
+/// [`ReconcileTx::apply`], it rolls back.
+pub struct ReconcileTx {
+    tx: Tx,
+}
+
+/// Rows per multi-row statement: at 14 columns, far below SQLite's 32,766 variables.
+const BATCH: usize = 500;
+
+impl ReconcileTx {
+    /// The IDs of every library in the catalog.
+    pub async fn library_ids(&mut self) -> Result<HashSet<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM libraries").fetch_all(&mut *self.tx).await?;
+        Ok(rows.into_iter().map(|r| r.get("id")).collect())
+    }
+
+    /// The file index, the job count, the rows written outside curator, and the index's key.
+    /// The index comes back as one JSON value: 10,000 rows through the driver one at a time
+    /// take several times longer than SQLite takes to fold them into one.
+    pub async fn index(&mut self) -> Result<JobIndex, StoreError> {
+        let row = sqlx::query(
+            "SELECT
+               (SELECT json_group_array(json_array(path, stamp, stable, git_commit, git_dirty))
+                FROM job_files) AS files,
+               (SELECT json_group_array(json_array(id, source_file)) FROM jobs_touched)
+                 AS touched,
+               (SELECT COUNT(*) FROM jobs) AS job_count,
+               (SELECT cache_key FROM reconcile_state WHERE id = 1) AS cache_key,
+               (SELECT provenance_head FROM reconcile_state WHERE id = 1) AS provenance_head",
+        )
+        .fetch_one(&mut *self.tx)
+        .await?;
+        type Record = (String, i64, i64, Option<String>, Option<i64>);
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+            what: "job file index",
+            reason: e.to_string(),
+        };
+        let files: Vec<Record> =
+            serde_json::from_str(&row.get::<String, _>("files")).map_err(corrupt)?;
+        let touched: Vec<(String, String)> =
+            serde_json::from_str(&row.get::<String, _>("touched")).map_err(corrupt)?;
+        let files = files
+            .into_iter()
+            .map(|(path, stamp, stable, commit, dirty)| {
+                let record = FileRecord {
+                    path: path.clone(),
+                    stamp,
+                    stable: stable != 0,
+                    git: dirty.map(|dirty| GitState { commit, dirty: dirty != 0 }),
+                };
+                (path, record)
+            })
+            .collect();
+        Ok(JobIndex {
+            files,
+            job_count: usize::try_from(row.get::<i64, _>("job_count")).unwrap_or_default(),
+            touched,
+            cache_key: row.get("cache_key"),
+            provenance_head: row.get("provenance_head"),
+        })
+    }
+
+    /// The rows in `scope`, plus every row whose file has no record in the index (the kept
+    /// jobs of a file with errors, rows written outside curator), by ID.
+    pub async fn job_rows(&mut self, scope: &RowScope) -> Result<Vec<JobRow>, StoreError> {
+        let rows = if scope.all {
+            sqlx::query("SELECT * FROM jobs ORDER BY id").fetch_all(&mut *self.tx).await?
+        } else {
+            // Each branch reads an index, not the table: rows carry their YAML and spec, and
+            // 10,000 of them are megabytes.
+            sqlx::query(
+                "SELECT * FROM jobs WHERE rowid IN (
+                   SELECT j.rowid FROM json_each(?1) AS f JOIN jobs AS j ON j.source_file = f.value
+                   UNION
+                   SELECT j.rowid FROM json_each(?2) AS i JOIN jobs AS j ON j.id = i.value
+                   UNION
+                   SELECT rowid FROM jobs INDEXED BY jobs_by_source_file
+                   WHERE source_file NOT IN (SELECT path FROM job_files))
+                 ORDER BY id",
+            )
+            .bind(json_text(&scope.files))
+            .bind(json_text(&scope.ids))
+            .fetch_all(&mut *self.tx)
+            .await?
+        };
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// Writes a pass's changes and commits them. A pass with nothing to change touches no job
+    /// row; only the summary row is written.
+    pub async fn apply(mut self, changes: &JobChanges<'_>) -> Result<(), StoreError> {
+        let tx = &mut self.tx;
+        let now = timestamp(Utc::now());
+        for chunk in changes.upserts.chunks(BATCH) {
+            upsert_jobs(tx, chunk, &now).await?;
+        }
+        for job in changes.refreshes {
+            sqlx::query(
+                "UPDATE jobs SET source = ?, source_line = ?, source_commit = ?, source_dirty = ?
+                 WHERE id = ?",
+            )
+            .bind(&job.source)
+            .bind(job.source_line)
+            .bind(job.git.as_ref().and_then(|g| g.commit.as_deref()))
+            .bind(job.git.as_ref().map(|g| g.dirty))
+            .bind(&job.id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !changes.deletes.is_empty() {
+            let ids = json_text(&changes.deletes);
+            sqlx::query(
+                "UPDATE runs SET job_deleted_at = ?
+                 WHERE job_deleted_at IS NULL AND job_id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(&now)
+            .bind(&ids)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query("DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(&ids)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if !changes.git_by_file.is_empty() {
+            let list: Vec<Value> = changes
+                .git_by_file
+                .iter()
+                .map(|(file, git)| {
+                    let commit = git.as_ref().and_then(|g| g.commit.clone());
+                    serde_json::json!([file, commit, git.as_ref().map(|g| i64::from(g.dirty))])
+                })
+                .collect();
+            // Only rows whose state differs are written: a row rewritten with its own values
+            // would still count as touched.
+            sqlx::query(
+                "UPDATE jobs SET source_commit = v.git_commit, source_dirty = v.git_dirty
+                 FROM (SELECT value ->> 0 AS file, value ->> 1 AS git_commit,
+                              value ->> 2 AS git_dirty
+                       FROM json_each(?)) AS v
+                 WHERE jobs.source_file = v.file
+                   AND (jobs.source_commit IS NOT v.git_commit
+                        OR jobs.source_dirty IS NOT v.git_dirty)",
+            )
+            .bind(Value::Array(list).to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        for chunk in changes.files.chunks(BATCH) {
+            upsert_files(tx, chunk).await?;
+        }
+        if !changes.forget_files.is_empty() {
+            sqlx::query("DELETE FROM job_files WHERE path IN (SELECT value FROM json_each(?))")
+                .bind(json_text(&changes.forget_files))
+                .execute(&mut **tx)
+                .await?;
+        }
+        // Everything written so far is the reconciler's own: drift is what gets listed after
+        // this commit.
+        let touched: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs_touched)")
+            .fetch_one(&mut **tx)
+            .await?;
+        if touched {
+            sqlx::query("DELETE FROM jobs_touched").execute(&mut **tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO reconcile_state (id, finished_at, summary) VALUES (1, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET finished_at = excluded.finished_at,
+                                            summary = excluded.summary",
+        )
+        .bind(&now)
+        .bind(changes.summary.to_string())
+        .execute(&mut **tx)
+        .await?;
+        if let Some((key, head)) = &changes.index_key {
+            sqlx::query(
+                "UPDATE reconcile_state SET cache_key = ?, provenance_head = ? WHERE id = 1",
+            )
+            .bind(key)
+            .bind(head)
+            .execute(&mut **tx)
+            .await?;
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn upsert_jobs(tx: &mut Tx, jobs: &[&JobWrite], now: &str) -> Result<(), StoreError> {
+    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO jobs (id, name, library_id, provider, enabled, spec, source, source_file,
+                           source_line, content_hash, source_commit, source_dirty, created_at,
+                           updated_at) ",
+    );
+    query.push_values(jobs, |mut row, job| {
+        row.push_bind(job.id.clone())
+            .push_bind(job.name.clone())
+            .push_bind(job.library_id.clone())
+            .push_bind(job.provider.clone())
+            .push_bind(job.enabled)
+            .push_bind(job.spec_json.to_string())
+            .push_bind(job.source.clone())
+            .push_bind(job.source_file.clone())
+            .push_bind(job.source_line)
+            .push_bind(job.content_hash.clone())
+            .push_bind(job.git.as_ref().and_then(|g| g.commit.clone()))
+            .push_bind(job.git.as_ref().map(|g| g.dirty))
+            .push_bind(now.to_string())
+            .push_bind(now.to_string());
+    });
+    // created_at is left alone: an update is the same job, with the same run history.
+    query.push(
+        " ON CONFLICT (id) DO UPDATE SET
+            name = excluded.name, library_id = excluded.library_id,
+            provider = excluded.provider, enabled = excluded.enabled, spec = excluded.spec,
+            source = excluded.source, source_file = excluded.source_file,
+            source_line = excluded.source_line, content_hash = excluded.content_hash,
+            source_commit = excluded.source_commit, source_dirty = excluded.source_dirty,
+            updated_at = excluded.updated_at",
+    );
+    query.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+async fn upsert_files(tx: &mut Tx, files: &[FileRecord]) -> Result<(), StoreError> {
+    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO job_files (path, stamp, stable, git_commit, git_dirty) ",
+    );
+    query.push_values(files, |mut row, file| {
+        row.push_bind(file.path.clone())
+            .push_bind(file.stamp)
+            .push_bind(file.stable)
+            .push_bind(file.git.as_ref().and_then(|g| g.commit.clone()))
+            .push_bind(file.git.as_ref().map(|g| g.dirty));
+    });
+    query.push(
+        " ON CONFLICT (path) DO UPDATE SET
+            stamp = excluded.stamp, stable = excluded.stable, git_commit = excluded.git_commit,
+            git_dirty = excluded.git_dirty",
+    );
+    query.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+fn json_text(items: &[String]) -> String {
+    serde_json::to_string(items).expect("a list of strings serialises")
+}
+
 /// This process, as recorded in the runs it owns: `host:pid`.
 fn process_owner() -> String {
     format!("{}:{}", host_name(), std::process::id())
@@ -884,6 +1104,9 @@ fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<JobRow, StoreError> {
         source_file: row.get("source_file"),
         source_line: row.get("source_line"),
         content_hash: row.get("content_hash"),
+        git: row
+            .get::<Option<bool>, _>("source_dirty")
+            .map(|dirty| GitState { commit: row.get("source_commit"), dirty }),
         created_at: parse_timestamp(&created)?,
         updated_at: parse_timestamp(&updated)?,
     })
@@ -907,6 +1130,7 @@ fn run_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<RunRow, StoreError> {
         totals: serde_json::from_str(&totals)
             .map_err(|e| StoreError::Corrupt { what: "run totals", reason: e.to_string() })?,
         error: row.get("error"),
+        job_deleted_at: time("job_deleted_at")?,
     })
 }
 
@@ -938,6 +1162,71 @@ mod tests {
         let dead = store.run(dead).await.unwrap();
         assert_eq!(dead.status, "interrupted");
         assert_eq!(dead.error.as_deref(), Some("the process running it stopped"));
+    }
+
+    fn job(id: &str, file: &str) -> JobWrite {
+        JobWrite {
+            id: id.into(),
+            name: id.into(),
+            library_id: "manga".into(),
+            provider: "curated".into(),
+            enabled: true,
+            spec_json: serde_json::json!({
+                "apiVersion": "curator/v1", "kind": "LibraryJob", "library": "manga",
+                "schedule": {"cron": "0 4 * * *"}, "type": "metadata_refresh",
+                "provider": "curated", "scope": "series_only", "fieldGroups": ["ratings"],
+            }),
+            source: String::new(),
+            source_file: file.into(),
+            source_line: 1,
+            content_hash: "h".into(),
+            git: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_reconcile_waits_for_the_first_and_sees_what_it_wrote() {
+        let (_dir, store) = store().await;
+        let first = store.begin_reconcile(true).await.unwrap();
+        let second = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin_reconcile(true).await.unwrap();
+                tx.index().await.unwrap().job_count
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!second.is_finished(), "the second pass waits for the first one's lock");
+
+        let a = job("a", "a.yaml");
+        first.apply(&JobChanges { upserts: vec![&a], ..JobChanges::default() }).await.unwrap();
+        assert_eq!(second.await.unwrap(), 1, "and plans against what the first wrote");
+    }
+
+    #[tokio::test]
+    async fn rows_written_outside_a_pass_are_listed_until_the_next_pass_commits() {
+        let (_dir, store) = store().await;
+        let (a, b) = (job("a", "a.yaml"), job("b", "b.yaml"));
+        let changes = JobChanges { upserts: vec![&a, &b], ..JobChanges::default() };
+        store.begin_reconcile(true).await.unwrap().apply(&changes).await.unwrap();
+        let touched = |store: Store| async move {
+            store.begin_reconcile(false).await.unwrap().index().await.unwrap().touched
+        };
+        assert!(touched(store.clone()).await.is_empty(), "the reconciler's own writes");
+
+        sqlx::query("UPDATE jobs SET enabled = 0, source_file = 'c.yaml' WHERE id = 'a'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM jobs WHERE id = 'b'").execute(&store.pool).await.unwrap();
+        let mut listed = touched(store.clone()).await;
+        listed.sort();
+        let expected = [("a", "a.yaml"), ("a", "c.yaml"), ("b", "b.yaml")]
+            .map(|(id, file)| (id.to_string(), file.to_string()));
+        assert_eq!(listed, expected);
+
+        store.begin_reconcile(true).await.unwrap().apply(&JobChanges::default()).await.unwrap();
+        assert!(touched(store).await.is_empty(), "a committed pass has looked at them");
     }
 
     #[tokio::test]

@@ -73,18 +73,50 @@ impl Sandbox {
         self
     }
 
-    /// Runs SQL against the sandbox's database, as an operator with a database shell would.
-    fn sql(&self, statement: &str) {
+    /// Runs SQL on the sandbox's database directly, as someone editing it behind curator's back
+    /// would; returns the rows of a query as JSON objects.
+    fn sql(&self, statement: &str) -> Vec<Value> {
+        use sqlx::{Column, Row};
         let url = format!("sqlite://{}", self.path("data/curator.db").display());
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            use sqlx::Connection;
-            let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
-                .execute(&mut db)
-                .await
-                .unwrap();
-        });
+            let mut conn =
+                <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            let statement = sqlx::AssertSqlSafe(statement.to_string());
+            let rows = sqlx::query(statement).fetch_all(&mut conn).await.unwrap();
+            rows.iter()
+                .map(|row| {
+                    let mut object = serde_json::Map::new();
+                    for (i, column) in row.columns().iter().enumerate() {
+                        let value = match row.try_get::<Option<i64>, _>(i) {
+                            Ok(n) => n.map_or(Value::Null, Value::from),
+                            Err(_) => {
+                                row.get::<Option<String>, _>(i).map_or(Value::Null, Value::from)
+                            }
+                        };
+                        object.insert(column.name().to_string(), value);
+                    }
+                    Value::Object(object)
+                })
+                .collect()
+        })
+    }
+
+    /// Runs git in the sandbox, which becomes a work tree with `git init`.
+    fn git(&self, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(self.dir.path())
+            .args(["-c", "user.name=curator", "-c", "user.email=curator@example.org"])
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
     /// Adds lines to the sandbox's `curator.yaml`.
@@ -114,7 +146,7 @@ impl Sandbox {
     }
 }
 
-fn copy(from: &Path, to: &Path) {
+pub fn copy(from: &Path, to: &Path) {
     if from.is_dir() {
         std::fs::create_dir_all(to).unwrap();
         for entry in std::fs::read_dir(from).unwrap() {

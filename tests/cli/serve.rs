@@ -13,6 +13,7 @@ pub struct Server {
     pub child: Child,
     port: u16,
     log: mpsc::Receiver<String>,
+    /// The log lines read so far.
     pub lines: Vec<String>,
 }
 
@@ -41,9 +42,12 @@ impl Server {
         server
     }
 
-    /// The next log line already printed, without waiting.
-    pub fn log_try(&self) -> Result<String, mpsc::TryRecvError> {
-        self.log.try_recv()
+    /// Every log line so far.
+    pub fn log(&mut self) -> &[String] {
+        while let Ok(line) = self.log.try_recv() {
+            self.lines.push(line);
+        }
+        &self.lines
     }
 
     pub fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
@@ -167,8 +171,10 @@ fn serve_hot_reloads_edits_keeps_broken_files_and_drops_deleted_ones() {
         "jobs.d/tick.yaml",
         &JOB.replace("library: manga", "library: manga\nenabled: false"),
     );
-    let disabled = server
-        .wait_for_log("updated=1 deleted=0 unchanged=3 kept=0 scheduled=2", Duration::from_secs(5));
+    let disabled = server.wait_for_log(
+        "updated=1 deleted=0 unchanged=3 kept=0 skipped=0 applied=true scheduled=2",
+        Duration::from_secs(5),
+    );
     assert!(disabled.contains("scheduled=2"), "{disabled}");
     let run = sandbox.run(&["run", "tick", "--wait"]).success();
     assert!(run.stdout().contains("manual"), "{}", run.stdout());
