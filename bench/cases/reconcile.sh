@@ -4,13 +4,12 @@
 # `curator reconcile` process, start to exit, as a user would see it; the no-op and one-file
 # figures are medians of five passes.
 #
-# Prints one table row per figure: | name | figure | target | ratio |, where ratio is the
+# Prints rows of bench/run's table (bench_row); there is no peer, so the ratio column is the
 # figure over the target (below 1 meets it).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-
-cargo build --release --quiet
-curator="$PWD/target/release/curator"
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
+curator="$CURATOR"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -45,12 +44,12 @@ pass_ms() {
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 row() { # name, microseconds, target in ms
-    awk -v name="$1" -v us="$2" -v target="$3" 'BEGIN {
-        ms = us / 1000
-        figure = ms >= 1000 ? sprintf("%.2f s", ms / 1000) : sprintf("%.1f ms", ms)
-        goal = target >= 1000 ? sprintf("< %g s", target / 1000) : sprintf("< %g ms", target)
-        printf "| %s | %s | %s | %.2f |\n", name, figure, goal, ms / target
-    }'
+    local figure goal ratio met
+    figure=$(awk -v us="$2" 'BEGIN { ms = us / 1000; if (ms >= 1000) printf "%.2fs", ms / 1000; else printf "%.1fms", ms }')
+    goal=$(awk -v t="$3" 'BEGIN { if (t >= 1000) printf "<%gs", t / 1000; else printf "<%gms", t }')
+    ratio=$(awk -v us="$2" -v t="$3" 'BEGIN { printf "%.2f", us / 1000 / t }')
+    met=$(awk -v r="$ratio" 'BEGIN { print (r + 0 < 1) ? "yes" : "NO" }')
+    bench_row "$1" "$figure" "-" "$ratio" "$goal" "$met"
 }
 
 # From empty: a fresh database each time, the median of three.
