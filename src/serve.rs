@@ -173,6 +173,18 @@ async fn shutdown(
     }
 }
 
+/// Hands memory freed after a pass back to the system. A pass over 100,000 files builds a
+/// plan of hundreds of megabytes that is gone a moment later, but glibc keeps freed heap
+/// mapped, so without this the server would stay at its peak for its whole life.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's own heap to the kernel; it
+    // touches no memory the program can still reach.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Holds a lock file beside an SQLite database for the server's lifetime: SQLite serves one
 /// server at a time, and a second one would mark the first one's runs and claims as its own.
 fn lock_database(url: &str) -> anyhow::Result<Option<std::fs::File>> {
@@ -351,6 +363,8 @@ async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
         }
     }
     *invalid = now_invalid;
+    drop(plan);
+    release_freed_memory();
 }
 
 async fn reconcile_loop(
