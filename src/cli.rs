@@ -304,13 +304,28 @@ fn database_exists(url: &str) -> bool {
 }
 
 async fn reconcile_cmd(config: &Config, options: Options, output: Output) -> anyhow::Result<Exit> {
-    let store = Store::open(&config.database).await?;
-    // As `serve` does at start-up, so jobs for the config's catalog find their libraries. A dry
-    // run writes nothing, not even this.
-    if !options.dry_run {
+    // A dry run writes nothing: without a database yet, it plans against a scratch one that
+    // starts as a first real run would, and removes it afterwards.
+    let scratch = (options.dry_run && !database_exists(&config.database))
+        .then(|| std::env::temp_dir().join(format!("curator-dry-run-{}.db", std::process::id())));
+    let url = match &scratch {
+        Some(path) => format!("sqlite://{}", path.display()),
+        None => config.database.clone(),
+    };
+    let store = Store::open(&url).await?;
+    // As `serve` does at start-up, so jobs for the config's catalog find their libraries; a dry
+    // run against the real database instead counts the catalog's libraries in (see reconcile).
+    if !options.dry_run || scratch.is_some() {
         store.seed_catalogs(&config.catalog).await?;
     }
-    let plan = reconcile::reconcile(&store, config, options).await?;
+    let plan = reconcile::reconcile(&store, config, options).await;
+    if let Some(path) = &scratch {
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+    let plan = plan?;
     match output {
         Output::Text => {
             // Colour is for a person at a terminal, and never against NO_COLOR.
@@ -491,6 +506,13 @@ async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyho
         println!(
             "queued run {run_id} of `{id}`: a running `curator serve` starts it within seconds"
         );
+        // The server holds the database's lock; if this process can take it, none is running.
+        if let Ok(Some(_free)) = crate::serve::lock_database(&config.database) {
+            eprintln!(
+                "warning: no `curator serve` is running for this database: start one, or run \
+                 the job here with `curator run {id} --wait`"
+            );
+        }
         return Ok(Exit::Ok);
     }
     let registry = Arc::new(Registry::new(&config.providers));

@@ -187,7 +187,7 @@ fn release_freed_memory() {
 
 /// Holds a lock file beside an SQLite database for the server's lifetime: SQLite serves one
 /// server at a time, and a second one would mark the first one's runs and claims as its own.
-fn lock_database(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+pub(crate) fn lock_database(url: &str) -> anyhow::Result<Option<std::fs::File>> {
     let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
         return Ok(None);
     };

@@ -80,7 +80,15 @@ pub async fn reconcile(
     // The directory is read under the lock: a pass that read the files before another pass
     // applied newer ones would put the older versions back.
     let mut tx = store.begin_reconcile(!options.dry_run).await?;
-    let libraries = tx.library_ids().await?;
+    let mut libraries = tx.library_ids().await?;
+    if options.dry_run {
+        // A real pass seeds the config's catalog files first; a dry run only reads them.
+        for path in &config.catalog {
+            if let Ok(catalog) = crate::catalog::file::CatalogFile::read(path) {
+                libraries.extend(catalog.libraries.into_iter().map(|l| l.id));
+            }
+        }
+    }
     let index = tx.index().await?;
     let key = cache_key(config, &libraries);
     let check_all = index.cache_key.as_deref() != Some(key.as_str());

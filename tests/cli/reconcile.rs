@@ -662,3 +662,18 @@ fn an_emptied_file_keeps_its_jobs_until_the_file_is_deleted() {
     let run = sandbox.run(&["reconcile"]).success();
     assert!(run.stdout().contains("- delete manga/curated-status"), "{}", run.stdout());
 }
+
+#[test]
+fn a_dry_run_on_a_fresh_clone_plans_what_the_real_run_does_and_creates_no_database() {
+    let sandbox = Sandbox::new();
+    let plan = sandbox.run(&["reconcile", "--dry-run"]).expect_code(3);
+    assert!(plan.stdout().contains("Plan: 3 to create"), "{}", plan.stdout());
+    assert!(!sandbox.path("data").exists(), "a dry run writes nothing");
+    sandbox.run(&["validate"]).success();
+    let applied = sandbox.run(&["reconcile"]).success();
+    assert!(applied.stdout().contains("Applied: 3 created"), "{}", applied.stdout());
+    // Against the real database, the catalog's libraries count as they will after seeding.
+    sandbox.write("jobs.d/extra.yaml", JOB);
+    let plan = sandbox.run(&["reconcile", "--dry-run"]).expect_code(3);
+    assert!(plan.stdout().contains("Plan: 1 to create"), "{}", plan.stdout());
+}
