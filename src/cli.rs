@@ -615,33 +615,12 @@ async fn catalog_export(
         ExportFormat::Yaml => {
             let mut text = String::new();
             saphyr::YamlEmitter::new(&mut text)
-                .dump(&to_yaml(&value))
+                .dump(&crate::spec::yaml::to_yaml(&value))
                 .context("cannot write YAML")?;
             println!("{}", text.trim_start_matches("---\n"));
         }
     }
     Ok(Exit::Ok)
-}
-
-fn to_yaml(value: &Value) -> saphyr::Yaml<'static> {
-    use saphyr::{Scalar, Yaml};
-    match value {
-        Value::Null => Yaml::Value(Scalar::Null),
-        Value::Bool(b) => Yaml::Value(Scalar::Boolean(*b)),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Yaml::Value(Scalar::Integer(i)),
-            None => Yaml::Value(Scalar::FloatingPoint(n.as_f64().unwrap_or_default().into())),
-        },
-        Value::String(s) => Yaml::Value(Scalar::String(s.clone().into())),
-        Value::Array(items) => Yaml::Sequence(items.iter().map(to_yaml).collect()),
-        Value::Object(map) => {
-            let mut out = saphyr::Mapping::new();
-            for (k, v) in map {
-                out.insert(Yaml::Value(Scalar::String(k.clone().into())), to_yaml(v));
-            }
-            Yaml::Mapping(out)
-        }
-    }
 }
 
 fn schedule_cmd(

@@ -654,6 +654,28 @@ pub fn pointer_to_path(pointer: &str) -> String {
     path
 }
 
+/// A JSON value as a YAML node, for writing YAML out (`catalog export`).
+pub fn to_yaml(value: &Value) -> saphyr::Yaml<'static> {
+    use saphyr::{Scalar, Yaml};
+    match value {
+        Value::Null => Yaml::Value(Scalar::Null),
+        Value::Bool(b) => Yaml::Value(Scalar::Boolean(*b)),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::Value(Scalar::Integer(i)),
+            None => Yaml::Value(Scalar::FloatingPoint(n.as_f64().unwrap_or_default().into())),
+        },
+        Value::String(s) => Yaml::Value(Scalar::String(s.clone().into())),
+        Value::Array(items) => Yaml::Sequence(items.iter().map(to_yaml).collect()),
+        Value::Object(map) => {
+            let mut out = saphyr::Mapping::new();
+            for (k, v) in map {
+                out.insert(Yaml::Value(Scalar::String(k.clone().into())), to_yaml(v));
+            }
+            Yaml::Mapping(out)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,14 +74,7 @@ pub fn render_text(report: &Report, colour: bool) -> String {
     for text in &report.notes {
         let _ = writeln!(out, "{}: {text}", paint(note, "note"));
     }
-    let _ = writeln!(
-        out,
-        "{} file(s), {} valid job(s), {} error(s), {} warning(s)",
-        report.files.len(),
-        report.job_count(),
-        report.error_count(),
-        report.warning_count()
-    );
+    let _ = writeln!(out, "{}", summary(report));
     out
 }
 
@@ -125,15 +118,19 @@ fn render_github(report: &Report) -> String {
     for text in &report.notes {
         let _ = writeln!(out, "::notice title=curator::{}", data(text));
     }
-    let _ = writeln!(
-        out,
+    let _ = writeln!(out, "{}", summary(report));
+    out
+}
+
+/// The closing line of the text and GitHub outputs.
+fn summary(report: &Report) -> String {
+    format!(
         "{} file(s), {} valid job(s), {} error(s), {} warning(s)",
         report.files.len(),
         report.job_count(),
         report.error_count(),
         report.warning_count()
-    );
-    out
+    )
 }
 
 /// Escapes a workflow command's message, as the runner's toolkit does.

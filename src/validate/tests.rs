@@ -858,29 +858,10 @@ mod never_panics {
         })
     }
 
-    fn to_yaml(value: &Value) -> saphyr::Yaml<'static> {
-        use saphyr::{Scalar, Yaml};
-        match value {
-            Value::Null => Yaml::Value(Scalar::Null),
-            Value::Bool(b) => Yaml::Value(Scalar::Boolean(*b)),
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => Yaml::Value(Scalar::Integer(i)),
-                None => Yaml::Value(Scalar::FloatingPoint(n.as_f64().unwrap_or_default().into())),
-            },
-            Value::String(s) => Yaml::Value(Scalar::String(s.clone().into())),
-            Value::Array(items) => Yaml::Sequence(items.iter().map(to_yaml).collect()),
-            Value::Object(map) => Yaml::Mapping(
-                map.iter()
-                    .map(|(k, v)| (Yaml::Value(Scalar::String(k.clone().into())), to_yaml(v)))
-                    .collect(),
-            ),
-        }
-    }
-
     /// The tree as block YAML, and as JSON, which is YAML too.
     fn texts(value: &Value) -> [String; 2] {
         let mut block = String::new();
-        let _ = saphyr::YamlEmitter::new(&mut block).dump(&to_yaml(value));
+        let _ = saphyr::YamlEmitter::new(&mut block).dump(&crate::spec::yaml::to_yaml(value));
         [block, serde_json::to_string(value).unwrap()]
     }
 
