@@ -104,6 +104,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut invalid = BTreeSet::new();
     pass(&server, &mut invalid).await;
     catch_up(&server).await;
+    release_freed_memory();
 
     let reconciler = tokio::spawn(reconcile_loop(
         server.clone(),
@@ -230,6 +231,8 @@ pub(crate) fn lock_database(url: &str) -> anyhow::Result<Option<std::fs::File>> 
 
 /// One scheduled firing: claim the slot, then run the job's current version.
 async fn fire(server: &Arc<Server>, firing: Firing) {
+    // The timer's lateness, before any database work: what the schedule promised.
+    let late_ms = (server.scheduler.now() - firing.due).num_milliseconds();
     let job = match server.store.job(&firing.job_id).await {
         Ok(job) => job,
         Err(e) => return tracing::warn!(job.id = %firing.job_id, error = %e, "fired job is gone"),
@@ -241,7 +244,6 @@ async fn fire(server: &Arc<Server>, firing: Firing) {
         }
         Err(e) => return tracing::error!(job.id = %job.id, error = %e, "cannot claim the slot"),
     }
-    let late_ms = (server.scheduler.now() - firing.slot).num_milliseconds();
     tracing::info!(job.id = %job.id, slot = %firing.slot, late_ms, "job fired");
     server.spawn_run(job, Trigger::Schedule, Some(firing.slot));
 }

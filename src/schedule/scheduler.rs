@@ -37,6 +37,8 @@ struct State {
 pub struct Firing {
     pub job_id: String,
     pub slot: DateTime<Utc>,
+    /// When it was due: the slot plus the job's jitter.
+    pub due: DateTime<Utc>,
 }
 
 pub struct Scheduler {
@@ -120,7 +122,7 @@ impl Scheduler {
             }
             state.queue.pop_first();
             let Some(slot) = state.jobs.get_mut(&id) else { continue };
-            due.push(Firing { job_id: id.clone(), slot: slot.slot });
+            due.push(Firing { job_id: id.clone(), slot: slot.slot, due: fire });
             let after = if slot.slot > now { slot.slot } else { now };
             // The parsed expression is not kept between firings: croner's holds a bitfield of
             // 5,000 years, about 5 KB a job, which at 100,000 jobs is half a gigabyte. Parsing
@@ -221,8 +223,8 @@ mod tests {
         assert_eq!(scheduler.take_due(at(10, 29)), vec![]);
         let due = scheduler.take_due(at(11, 0));
         let expected = vec![
-            Firing { job_id: "b".into(), slot: at(10, 30) },
-            Firing { job_id: "a".into(), slot: at(11, 0) },
+            Firing { job_id: "b".into(), slot: at(10, 30), due: at(10, 30) },
+            Firing { job_id: "a".into(), slot: at(11, 0), due: at(11, 0) },
         ];
         assert_eq!(due, expected, "due firings come in fire-time order");
         assert_eq!(scheduler.next_fire("a"), Some(at(12, 0)));
