@@ -198,7 +198,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             // The config only supplies the default zone; with `--timezone` none is read.
             let zone = match timezone {
                 Some(name) => {
-                    schedule::parse_zone(&name).map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?
+                    if let schedule::zones::ZoneName::Deprecated { canonical, .. } =
+                        schedule::zones::classify(&name)
+                    {
+                        eprintln!("warning: `{name}` is a deprecated alias of `{canonical}`");
+                    }
+                    schedule::parse_zone(&name).map_err(|e| anyhow::anyhow!(e))?
                 }
                 None => Config::load(cli.config.as_deref(), &overrides)?.timezone,
             };
@@ -444,7 +449,12 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
     let mut out = String::new();
     let _ = writeln!(out, "job:       {}", job.id);
     let _ = writeln!(out, "name:      {}", job.name);
-    let _ = writeln!(out, "source:    {}:{}", job.source_file, job.source_line);
+    let _ = writeln!(
+        out,
+        "source:    {}:{}",
+        config.jobs_dir.join(&job.source_file).display(),
+        job.source_line
+    );
     let _ = writeln!(out, "hash:      {}", job.content_hash);
     let _ = writeln!(out, "git:       {}", git_line(job.git.as_ref()));
     let _ = writeln!(out, "enabled:   {}", job.enabled);

@@ -8,7 +8,6 @@ pub mod zones;
 
 use std::sync::Arc;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -35,9 +34,16 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
     }
 }
 
-/// Parses an IANA zone name.
+/// Resolves a zone name; a deprecated alias resolves to its zone. The error is a sentence
+/// naming the value and what to write instead.
 pub fn parse_zone(name: &str) -> Result<Tz, String> {
-    Tz::from_str(name).map_err(|_| "not an IANA time zone".to_string())
+    match zones::classify(name) {
+        zones::ZoneName::Canonical(zone) | zones::ZoneName::Deprecated { zone, .. } => Ok(zone),
+        zones::ZoneName::Unknown { reason, suggestion } => Err(format!(
+            "`{name}` is {reason}{}",
+            zones::unknown_hint(&reason, suggestion.as_deref())
+        )),
+    }
 }
 
 /// Parses a jitter window: `90s`, `10m`, `1h`, `500ms`.
@@ -70,7 +76,7 @@ impl Timing {
     pub fn new(job_id: &str, schedule: &Schedule, default_zone: Tz) -> Result<Timing, String> {
         let cron = parse_cron(&schedule.cron)?;
         let zone = match &schedule.timezone {
-            Some(name) => parse_zone(name).map_err(|e| format!("`{name}`: {e}"))?,
+            Some(name) => parse_zone(name)?,
             None => default_zone,
         };
         let window = match &schedule.jitter {

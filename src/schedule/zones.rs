@@ -49,6 +49,16 @@ pub fn classify(name: &str) -> ZoneName {
     ZoneName::Unknown { reason: "not an IANA time zone".into(), suggestion: nearest(name) }
 }
 
+/// What to write instead of a name that is not a zone, as the end of a sentence.
+pub fn unknown_hint(reason: &str, suggestion: Option<&str>) -> String {
+    match (suggestion, reason.contains("abbreviation")) {
+        (Some(zone), true) => format!(": write a location such as `{zone}`"),
+        (None, true) => ": write a location such as `Europe/Paris`".to_string(),
+        (Some(zone), false) => format!("; did you mean `{zone}`?"),
+        (None, false) => " (a name such as `Europe/Paris` or `UTC`)".to_string(),
+    }
+}
+
 /// The current name of a deprecated alias.
 pub fn canonical_of(name: &str) -> Option<&'static str> {
     LINKS.binary_search_by(|(link, _)| link.cmp(&name)).ok().map(|i| LINKS[i].1)

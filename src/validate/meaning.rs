@@ -111,12 +111,7 @@ fn check_zone(zone: &str, found: &mut Vec<Finding>) {
             found.push(Finding::warning(pointer, "deprecated-timezone", message));
         }
         ZoneName::Unknown { reason, suggestion } => {
-            let hint = match (suggestion, reason.contains("abbreviation")) {
-                (Some(zone), true) => format!(": write a location such as `{zone}`"),
-                (None, true) => ": write a location such as `Europe/Paris`".to_string(),
-                (Some(zone), false) => format!("; did you mean `{zone}`?"),
-                (None, false) => " (a name such as `Europe/Paris` or `UTC`)".to_string(),
-            };
+            let hint = zones::unknown_hint(&reason, suggestion.as_deref());
             let message = format!("`schedule.timezone`: `{zone}` is {reason}{hint}");
             found.push(Finding::error(pointer, "timezone", message));
         }

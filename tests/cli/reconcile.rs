@@ -454,7 +454,7 @@ fn a_second_pass_with_nothing_changed_writes_no_job_row() {
     assert!(plan.contains("note: 1 file(s) would record a new line"), "{plan}");
     sandbox.run(&["reconcile"]).success();
     let shown = sandbox.run(&["jobs", "show", "manga/curated-status"]).success().stdout();
-    assert!(shown.contains("source:    manga/curated-status.yaml:5"), "{shown}");
+    assert!(shown.contains("source:    jobs.d/manga/curated-status.yaml:5"), "{shown}");
     let updated = sandbox.json(&["jobs", "show", "manga/curated-status", "--output", "json"]);
     assert_eq!(updated["job"]["createdAt"], updated["job"]["updatedAt"], "no spec change recorded");
 }
@@ -587,7 +587,7 @@ fn provenance_records_file_hash_commit_and_uncommitted_changes() {
 fn jobs_show_gives_source_schedule_and_next_fire_times() {
     let sandbox = Sandbox::new().prepared();
     let shown = sandbox.run(&["jobs", "show", "manga/curated-status"]).success().stdout();
-    assert!(shown.contains("source:    manga/curated-status.yaml:4"), "{shown}");
+    assert!(shown.contains("source:    jobs.d/manga/curated-status.yaml:4"), "{shown}");
     assert!(shown.contains("schedule:  0 4 * * * ("), "{shown}");
     assert!(shown.contains("in Europe/Paris"), "{shown}");
     assert_eq!(shown.matches("next:").count(), 3, "{shown}");

@@ -98,3 +98,21 @@ fn schedule_bounds_count_and_names_the_faulty_field() {
         run.stdout()
     );
 }
+
+#[test]
+fn schedule_gives_the_same_zone_advice_as_validate() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run(&["schedule", "0 4 * * *", "--timezone", "PST"]).expect_code(1);
+    assert_eq!(
+        run.stderr().trim(),
+        "error: `PST` is a time-zone abbreviation, not an IANA zone: write a location such as `America/Los_Angeles`"
+    );
+    let run = sandbox
+        .run(&["schedule", "0 4 * * *", "--timezone", "US/Pacific", "--count", "1"])
+        .success();
+    assert!(
+        run.stderr().contains("`US/Pacific` is a deprecated alias of `America/Los_Angeles`"),
+        "{}",
+        run.stderr()
+    );
+}
