@@ -547,6 +547,12 @@ fn with_a_config_the_provider_and_library_must_exist() {
     );
 }
 
+/// Every diagnostic as printed, with the temporary directory shown as `jobs.d`.
+fn shown_under_jobs_dir(report: &Report, dir: &Path) -> Vec<String> {
+    let root = dir.display().to_string();
+    report.diagnostics().map(|d| d.to_string().replace(&root, "jobs.d")).collect()
+}
+
 #[test]
 fn a_job_id_declared_twice_is_an_error_in_both_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -557,10 +563,7 @@ fn a_job_id_declared_twice_is_an_error_in_both_files() {
     std::fs::write(dir.path().join("c.yaml"), GOOD).unwrap();
     let ctx = Context { config: None, libraries: None };
     let report = check_dir(dir.path(), &ctx).unwrap();
-    let shown: Vec<String> = report
-        .diagnostics()
-        .map(|d| d.to_string().replace(&dir.path().display().to_string(), "jobs.d"))
-        .collect();
+    let shown = shown_under_jobs_dir(&report, dir.path());
     assert_eq!(
         shown,
         [
@@ -581,10 +584,7 @@ fn ids_taken_from_paths_can_collide_too() {
     std::fs::write(dir.path().join("a.yml"), GOOD).unwrap();
     let ctx = Context { config: None, libraries: None };
     let report = check_dir(dir.path(), &ctx).unwrap();
-    let shown: Vec<String> = report
-        .diagnostics()
-        .map(|d| d.to_string().replace(&dir.path().display().to_string(), "jobs.d"))
-        .collect();
+    let shown = shown_under_jobs_dir(&report, dir.path());
     assert_eq!(
         shown,
         [
