@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::catalog::file::CatalogFile;
-use crate::config::{Config, Overrides};
+use crate::config::{Config, LogFormat, Overrides};
 use crate::provider::Registry;
 use crate::reconcile::{self, Options};
 use crate::run::{Runner, Trigger};
@@ -30,27 +30,25 @@ pub enum Exit {
     Pending = 3,
 }
 
+/// The version line: the release and the commit it was built from.
+pub const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CURATOR_COMMIT"), ")");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "curator",
-    version,
+    version = VERSION,
     about = "Scheduled metadata-refresh jobs for a library, declared as YAML files in jobs.d/"
 )]
 pub struct Cli {
     /// The config file [default: ./curator.yaml when it exists]
     #[arg(long, global = true, env = "CURATOR_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value = "human", env = "CURATOR_LOG_FORMAT")]
-    pub log_format: LogFormat,
+    /// Log format [default: the config's `logFormat`, else human]
+    #[arg(long, global = true, value_enum, env = "CURATOR_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -112,6 +110,42 @@ pub enum Command {
     Catalog {
         #[command(subcommand)]
         command: CatalogCommand,
+    },
+    /// Create a working setup in DIR: config, an example job, its schema, offline metadata, CI.
+    Init {
+        /// The folder to set up; created when missing.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Check the config, or show the settings in effect.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Back up or restore the database.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// Exit 0 when a running server answers its health check, 1 otherwise.
+    Healthcheck {
+        /// The URL to ask [default: /healthz on the config's `listen` address]
+        #[arg(long)]
+        url: Option<String>,
+        /// How long to wait for the answer, like `5s`.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, or write one page per command into a folder.
+    Man {
+        /// Write `curator.1`, `curator-validate.1`, ... into this folder instead.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Print the next fire times of a cron expression.
     Schedule {
@@ -177,6 +211,25 @@ pub enum CatalogCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the config alone: its keys, that providers can start, that the database opens.
+    Check,
+    /// Print the settings in effect after the file and `CURATOR_*` variables, secrets masked.
+    Show {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Write a consistent copy of the SQLite database to FILE, even while the server runs.
+    Backup { file: PathBuf },
+    /// Replace the SQLite database with FILE, a backup; refused while a server uses it.
+    Restore { file: PathBuf },
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
     Yaml,
@@ -189,6 +242,25 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Schema => {
             print!("{}", crate::spec::schema_json());
+            Ok(Exit::Ok)
+        }
+        Command::Init { dir } => crate::init::init(&dir),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "curator", &mut std::io::stdout());
+            Ok(Exit::Ok)
+        }
+        Command::Man { dir } => man_cmd(dir.as_deref()),
+        Command::Config { command: ConfigCommand::Check } => {
+            config_check(cli.config.as_deref(), &overrides).await
+        }
+        Command::Config { command: ConfigCommand::Show { output } } => {
+            let config = Config::load(cli.config.as_deref(), &overrides)?;
+            let value = crate::config::show::effective(&config, &overrides, cli.log_format);
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
+                Output::Text => print!("{}", crate::config::show::render_text(&value)),
+            }
             Ok(Exit::Ok)
         }
         Command::Validate { paths, no_config, output } => {
@@ -236,7 +308,24 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 Command::Catalog { command: CatalogCommand::Export { library, format } } => {
                     catalog_export(&config, library.as_deref(), format).await
                 }
-                Command::Schema | Command::Validate { .. } | Command::Schedule { .. } => {
+                Command::Db { command: DbCommand::Backup { file } } => {
+                    let done = crate::store::backup::backup(&config.database, &file).await?;
+                    println!("backed up to {} ({} bytes)", done.file.display(), done.bytes);
+                    Ok(Exit::Ok)
+                }
+                Command::Db { command: DbCommand::Restore { file } } => {
+                    db_restore(&config, &file).await
+                }
+                Command::Healthcheck { url, timeout } => {
+                    healthcheck_cmd(&config, url.as_deref(), timeout).await
+                }
+                Command::Schema
+                | Command::Validate { .. }
+                | Command::Schedule { .. }
+                | Command::Init { .. }
+                | Command::Completions { .. }
+                | Command::Man { .. }
+                | Command::Config { .. } => {
                     unreachable!("handled above")
                 }
             }
@@ -672,6 +761,128 @@ fn schedule_cmd(
         }
     }
     Ok(Exit::Ok)
+}
+
+async fn config_check(
+    path: Option<&std::path::Path>,
+    overrides: &Overrides,
+) -> anyhow::Result<Exit> {
+    use crate::config::check::Severity;
+    let config = match Config::load(path, overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{}: error: {}", e.location, e.message);
+            return Ok(Exit::Invalid);
+        }
+    };
+    let problems = crate::config::check::check(&config).await;
+    for problem in &problems {
+        eprintln!("{problem}");
+    }
+    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let source = config.source.as_ref().map_or("defaults".into(), |p| p.display().to_string());
+    if errors > 0 {
+        println!("{source}: {errors} error(s), {} warning(s)", problems.len() - errors);
+        return Ok(Exit::Invalid);
+    }
+    println!(
+        "{source}: ok ({} provider(s), database {}, {} warning(s))",
+        config.providers.len(),
+        crate::config::redact_url(&config.database),
+        problems.len()
+    );
+    Ok(Exit::Ok)
+}
+
+async fn db_restore(config: &Config, file: &std::path::Path) -> anyhow::Result<Exit> {
+    // Held until the new database is in place, so no server starts on a half-swapped one.
+    let _lock = crate::serve::lock_database(&config.database)
+        .context("cannot restore now; stop the server first")?;
+    let done = crate::store::backup::restore(&config.database, file).await?;
+    let db = crate::store::backup::sqlite_path(&config.database).unwrap_or_default();
+    println!("restored {} from {}", db.display(), file.display());
+    if done.from_version < done.to_version {
+        println!("upgraded its schema from version {} to {}", done.from_version, done.to_version);
+    }
+    if let Some(previous) = &done.previous {
+        println!("the database it replaced is kept as {}", previous.display());
+    }
+    Ok(Exit::Ok)
+}
+
+/// `curator(1)` on stdout, or a page per command in `dir`, all from the clap definitions.
+fn man_cmd(dir: Option<&std::path::Path>) -> anyhow::Result<Exit> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = dir else {
+        clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+        return Ok(Exit::Ok);
+    };
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the folder `{}`", dir.display()))?;
+    let mut written = Vec::new();
+    man_pages(command, dir, &mut written)?;
+    for path in &written {
+        println!("{}", path.display());
+    }
+    Ok(Exit::Ok)
+}
+
+/// Writes the page of `command` and of each subcommand, named like `curator-db-backup.1`.
+fn man_pages(
+    command: clap::Command,
+    dir: &std::path::Path,
+    written: &mut Vec<PathBuf>,
+) -> anyhow::Result<()> {
+    let name = command.get_display_name().unwrap_or(command.get_name()).to_string();
+    let man = clap_mangen::Man::new(command.clone().name(name.clone()));
+    let path = dir.join(format!("{name}.1"));
+    let mut page = Vec::new();
+    man.render(&mut page)?;
+    std::fs::write(&path, page).with_context(|| format!("cannot write `{}`", path.display()))?;
+    written.push(path);
+    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+        let sub = sub.clone().display_name(format!("{name}-{}", sub.get_name()));
+        man_pages(sub, dir, written)?;
+    }
+    Ok(())
+}
+
+/// Asks a running server's `/healthz`; for container health checks, where no HTTP client is
+/// installed.
+async fn healthcheck_cmd(
+    config: &Config,
+    url: Option<&str>,
+    timeout: std::time::Duration,
+) -> anyhow::Result<Exit> {
+    let url = match url {
+        Some(url) => url.to_string(),
+        None => format!("http://{}/healthz", local_address(&config.listen)),
+    };
+    let client = reqwest::Client::builder().timeout(timeout).build()?;
+    match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() => {
+            println!("{url}: {}", response.status());
+            Ok(Exit::Ok)
+        }
+        Ok(response) => {
+            eprintln!("error: `{url}` answered {}", response.status());
+            Ok(Exit::Invalid)
+        }
+        Err(e) => {
+            eprintln!("error: `{url}` did not answer: {e}");
+            Ok(Exit::Invalid)
+        }
+    }
+}
+
+/// The address to reach a server listening on `listen` from the same host: a wildcard bind
+/// (`0.0.0.0`, `[::]`) is reached on loopback.
+fn local_address(listen: &str) -> String {
+    match listen.rsplit_once(':') {
+        Some(("0.0.0.0" | "", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => listen.to_string(),
+    }
 }
 
 /// Left-aligned columns separated by two spaces.

@@ -11,6 +11,9 @@ use serde_json::Value;
 use crate::catalog::fields;
 use crate::spec::yaml;
 
+pub mod check;
+pub mod show;
+
 /// The config file used when `--config` is not given and the file exists.
 pub const DEFAULT_CONFIG: &str = "curator.yaml";
 
@@ -32,10 +35,24 @@ pub struct Config {
     pub api_token: Option<String>,
     pub retention: Retention,
     pub webhooks: Vec<crate::webhook::WebhookConfig>,
+    /// The log format the file asks for; `--log-format` and `CURATOR_LOG_FORMAT` win over it.
+    pub log_format: Option<LogFormat>,
+    /// A `RUST_LOG`-style filter the file asks for; `CURATOR_LOG` and `RUST_LOG` win over it.
+    pub log_level: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event, coloured on a terminal.
+    Human,
+    /// One JSON object per line, with the fields of every enclosing span.
+    Json,
 }
 
 /// How much run history is kept per job; pruning never touches the catalog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Retention {
     /// The newest runs kept per job.
@@ -81,7 +98,7 @@ impl fmt::Debug for Config {
 }
 
 /// A provider as declared in the config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderConfig {
     pub name: String,
@@ -115,7 +132,7 @@ fn timeout_default() -> u64 {
     30
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     Plugin,
@@ -140,6 +157,8 @@ struct ConfigFile {
     retention: Retention,
     #[serde(default)]
     webhooks: Vec<crate::webhook::WebhookConfig>,
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
 }
 
 /// A config that cannot be used; the message names the file, position and value.
@@ -251,6 +270,12 @@ impl Config {
                 ));
             }
         }
+        if let Some(level) = &file.log_level
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
+        {
+            let message = format!("`logLevel`: `{level}` is not a log filter: {e}");
+            return Err(ConfigError::at(&origin, at("/logLevel"), message));
+        }
         if file.retention.max_runs == 0 {
             let pos = at("/retention/maxRuns");
             return Err(ConfigError::at(&origin, pos, "`retention.maxRuns` must be at least 1"));
@@ -274,6 +299,23 @@ impl Config {
             api_token: overrides.api_token.clone().or(file.api_token),
             retention: file.retention,
             webhooks: file.webhooks,
+            log_format: file.log_format,
+            log_level: file.log_level,
+        })
+    }
+
+    /// Where `pointer` (`/providers/0/command`) is written in the config file, as
+    /// `file:line:column`; the file alone when the key is not in it, `None` without a file.
+    pub fn position(&self, pointer: &str) -> Option<String> {
+        let path = self.source.as_ref()?;
+        let text = std::fs::read_to_string(path).ok();
+        let docs = text.as_deref().and_then(|t| yaml::parse(t).ok()).unwrap_or_default();
+        Some(match docs.first().filter(|d| d.spans.has(pointer)) {
+            Some(doc) => {
+                let pos = doc.spans.value(pointer);
+                format!("{}:{}:{}", path.display(), pos.line, pos.column)
+            }
+            None => path.display().to_string(),
         })
     }
 

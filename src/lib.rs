@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod init;
 pub mod provider;
 pub mod reconcile;
 pub mod run;

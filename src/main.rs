@@ -4,12 +4,18 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use curator::cli::{Cli, Command, Exit, LogFormat};
+use curator::cli::{Cli, Command, Exit};
+use curator::config::{Config, LogFormat, Overrides};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The file's log settings count from the first line on; a broken file gives none here and
+    // is reported by the command itself.
+    let file = Config::load(cli.config.as_deref(), &Overrides::from_env()).ok();
+    let file_level = file.as_ref().and_then(|c| c.log_level.clone());
+    let format = cli.log_format.or(file.and_then(|c| c.log_format)).unwrap_or(LogFormat::Human);
     // The server logs its lifecycle; one-shot commands speak through their output.
     // notify reports watches it lost to a deleted directory at info and warn; the watcher handles
     // those itself.
@@ -18,8 +24,10 @@ async fn main() -> ExitCode {
     } else {
         "warn,notify=error"
     };
-    let filter =
-        EnvFilter::try_from_env("CURATOR_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter = EnvFilter::try_from_env("CURATOR_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .or_else(|_| EnvFilter::try_new(file_level.as_deref().unwrap_or(default_level)))
+        .unwrap_or_else(|_| EnvFilter::new(default_level));
     // Colour only for a person at a terminal, never in a file or a log collector.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -27,9 +35,11 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(colour);
-    match cli.log_format {
+    match format {
         LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // Span fields are flattened into each line's `span` and `spans`, so a line logged
+        // inside a run carries its job's ID and file.
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).init(),
     }
 
     match curator::cli::dispatch(cli).await {

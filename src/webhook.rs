@@ -21,7 +21,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const QUEUE: usize = 1000;
 
 /// A receiver of events, as configured.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: String,

@@ -2,6 +2,7 @@
 //! here; `sqlite` is the embedded backend. Database errors become [`StoreError`] at this
 //! boundary, and a missing row becomes `NotFound` rather than a driver error.
 
+pub mod backup;
 mod sqlite;
 
 pub use sqlite::{ReconcileTx, Store};
