@@ -77,6 +77,7 @@ impl Runner {
 
     /// Runs a job now and waits for the end. A job whose previous run is still going gets a
     /// `skipped` run instead: a job never runs twice at once.
+    #[tracing::instrument(name = "job", skip_all, fields(job.id = %job.id, job.file = %job.source_file))]
     pub async fn run(
         &self,
         job: &JobRow,
@@ -131,6 +132,7 @@ impl Runner {
     }
 
     /// Runs an already created, running run row (one claimed from the queue).
+    #[tracing::instrument(name = "job", skip_all, fields(job.id = %job.id, job.file = %job.source_file))]
     pub async fn run_claimed(&self, job: &JobRow, run_id: i64) -> Result<(), StoreError> {
         if !self.running.lock().expect("running set lock").insert(job.id.clone()) {
             let reason = "the previous run of this job is still going";
@@ -145,7 +147,7 @@ impl Runner {
     }
 
     /// Plans, fetches, applies and records one run; the run row ends in its final status.
-    #[tracing::instrument(skip_all, fields(job.id = %job.id, run.id = run_id))]
+    #[tracing::instrument(name = "run", skip_all, fields(run.id = run_id))]
     async fn execute(&self, job: &JobRow, run_id: i64) -> Result<(), StoreError> {
         let spec = &job.spec;
         let provider_name = spec.provider_name().to_string();

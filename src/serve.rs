@@ -13,6 +13,7 @@ use axum::Router;
 use axum::routing::get;
 use serde_json::json;
 use tokio::sync::{mpsc, watch as tokio_watch};
+use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::provider::Registry;
@@ -54,7 +55,7 @@ impl Server {
         server.in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             if let Err(e) = server.runner.run(&job, trigger, slot).await {
-                tracing::error!(job.id = %job.id, error = %e, "run could not be recorded");
+                tracing::error!(job.id = %job.id, job.file = %job.source_file, error = %e, "run could not be recorded");
             }
             server.in_flight.fetch_sub(1, Ordering::SeqCst);
         });
@@ -118,7 +119,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let server = server.clone();
         move |firing: Firing| {
             let server = server.clone();
-            tokio::spawn(async move { fire(&server, firing).await });
+            // Every line about a firing names its job; the file is known once the job is read.
+            let span = tracing::info_span!(
+                "firing",
+                job.id = %firing.job_id,
+                job.file = tracing::field::Empty,
+                slot = %firing.slot
+            );
+            tokio::spawn(async move { fire(&server, firing).await }.instrument(span));
         }
     };
     let timer = tokio::spawn(server.scheduler.clone().run(fire, stopped(stop_rx.clone())));
@@ -247,16 +255,15 @@ async fn fire(server: &Arc<Server>, firing: Firing) {
     let late_ms = (server.scheduler.now() - firing.due).num_milliseconds();
     let job = match server.store.job(&firing.job_id).await {
         Ok(job) => job,
-        Err(e) => return tracing::warn!(job.id = %firing.job_id, error = %e, "fired job is gone"),
+        Err(e) => return tracing::warn!(error = %e, "fired job is gone"),
     };
+    tracing::Span::current().record("job.file", job.source_file.as_str());
     match server.store.claim_firing(&job.id, firing.slot, Trigger::Schedule.as_str()).await {
         Ok(true) => {}
-        Ok(false) => {
-            return tracing::debug!(job.id = %job.id, slot = %firing.slot, "slot already claimed");
-        }
-        Err(e) => return tracing::error!(job.id = %job.id, error = %e, "cannot claim the slot"),
+        Ok(false) => return tracing::debug!("slot already claimed"),
+        Err(e) => return tracing::error!(error = %e, "cannot claim the slot"),
     }
-    tracing::info!(job.id = %job.id, slot = %firing.slot, late_ms, "job fired");
+    tracing::info!(late_ms, "job fired");
     server.spawn_run(job, Trigger::Schedule, Some(firing.slot));
 }
 
@@ -277,42 +284,46 @@ async fn catch_up(server: &Arc<Server>) {
         };
         let since = last.get(&job.id).copied().unwrap_or(job.created_at).max(job.created_at);
         let Some((slot, count)) = timing.missed(since, now) else { continue };
-        let catch_up = job.schedule.catch_up;
-        let trigger = if catch_up { Trigger::CatchUp.as_str() } else { "missed" };
-        match server.store.claim_firing(&job.id, slot, trigger).await {
-            Ok(true) => {}
-            Ok(false) => continue,
+        let job = match server.store.job(&job.id).await {
+            Ok(job) => job,
             Err(e) => {
-                tracing::error!(job.id = %job.id, error = %e, "cannot claim the missed slot");
+                tracing::error!(job.id = %job.id, error = %e, "cannot load the job to catch up");
                 continue;
             }
-        }
-        if catch_up {
-            tracing::info!(job.id = %job.id, missed = count, latest = %slot, "missed slots while down: running once to catch up");
-            match server.store.job(&job.id).await {
-                Ok(full) => server.spawn_run(full, Trigger::CatchUp, Some(slot)),
-                Err(e) => {
-                    tracing::error!(job.id = %job.id, error = %e, "cannot load the job to catch up")
-                }
-            }
-        } else {
-            let reason = format!(
-                "missed {count} slot(s) while curator was down, latest {slot}; catchUp is false"
-            );
-            tracing::info!(job.id = %job.id, missed = count, latest = %slot, "missed slots while down: not catching up");
-            if let Err(e) = server
-                .store
-                .create_run(
-                    &job.id,
-                    Trigger::CatchUp.as_str(),
-                    "skipped",
-                    Some(slot),
-                    Some(&reason),
-                )
-                .await
-            {
-                tracing::error!(job.id = %job.id, error = %e, "cannot record the missed slots");
-            }
+        };
+        let span = tracing::info_span!("catch_up", job.id = %job.id, job.file = %job.source_file);
+        catch_up_job(server, job, slot, count).instrument(span).await;
+    }
+}
+
+/// Claims the latest missed slot of one job, then runs it once or records why not.
+async fn catch_up_job(
+    server: &Arc<Server>,
+    job: JobRow,
+    slot: chrono::DateTime<chrono::Utc>,
+    count: usize,
+) {
+    let catch_up = job.spec.schedule.catch_up;
+    let trigger = if catch_up { Trigger::CatchUp.as_str() } else { "missed" };
+    match server.store.claim_firing(&job.id, slot, trigger).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => return tracing::error!(error = %e, "cannot claim the missed slot"),
+    }
+    if catch_up {
+        tracing::info!(missed = count, latest = %slot, "missed slots while down: running once to catch up");
+        server.spawn_run(job, Trigger::CatchUp, Some(slot));
+    } else {
+        let reason = format!(
+            "missed {count} slot(s) while curator was down, latest {slot}; catchUp is false"
+        );
+        tracing::info!(missed = count, latest = %slot, "missed slots while down: not catching up");
+        let created = server
+            .store
+            .create_run(&job.id, Trigger::CatchUp.as_str(), "skipped", Some(slot), Some(&reason))
+            .await;
+        if let Err(e) = created {
+            tracing::error!(error = %e, "cannot record the missed slots");
         }
     }
 }
@@ -456,7 +467,7 @@ async fn queue_loop(server: Arc<Server>, mut stop: tokio_watch::Receiver<bool>) 
             worker.in_flight.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 if let Err(e) = worker.runner.run_claimed(&job, claimed.id).await {
-                    tracing::error!(job.id = %job.id, error = %e, "queued run could not be recorded");
+                    tracing::error!(job.id = %job.id, job.file = %job.source_file, error = %e, "queued run could not be recorded");
                 }
                 worker.in_flight.fetch_sub(1, Ordering::SeqCst);
             });

@@ -508,6 +508,8 @@ fn config(kind: ProviderKind) -> Config {
         api_token: None,
         retention: Default::default(),
         webhooks: Vec::new(),
+        log_format: None,
+        log_level: None,
     }
 }
 

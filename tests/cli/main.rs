@@ -4,6 +4,7 @@
 //! harness; each module holds the tests of one command family.
 
 mod catalog;
+mod operator;
 mod reconcile;
 mod runs;
 mod schedule;
@@ -33,6 +34,11 @@ impl Sandbox {
         Sandbox { dir }
     }
 
+    /// Given an empty folder.
+    fn empty() -> Sandbox {
+        Sandbox { dir: tempfile::tempdir().expect("a temp dir") }
+    }
+
     fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -53,6 +59,8 @@ impl Sandbox {
             "CURATOR_LISTEN",
             "CURATOR_TIMEZONE",
             "CURATOR_LOG",
+            "CURATOR_LOG_FORMAT",
+            "RUST_LOG",
         ] {
             cmd.env_remove(var);
         }
@@ -76,8 +84,13 @@ impl Sandbox {
     /// Runs SQL on the sandbox's database directly, as someone editing it behind curator's back
     /// would; returns the rows of a query as JSON objects.
     fn sql(&self, statement: &str) -> Vec<Value> {
+        self.sql_at("data/curator.db", statement)
+    }
+
+    /// Runs SQL on the SQLite file at `rel`, creating it when missing.
+    fn sql_at(&self, rel: &str, statement: &str) -> Vec<Value> {
         use sqlx::{Column, Row};
-        let url = format!("sqlite://{}", self.path("data/curator.db").display());
+        let url = format!("sqlite://{}?mode=rwc", self.path(rel).display());
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let mut conn =

@@ -11,7 +11,7 @@ use crate::*;
 /// A running `curator serve`, stopped on drop.
 pub struct Server {
     pub child: Child,
-    port: u16,
+    pub port: u16,
     log: mpsc::Receiver<String>,
     /// The log lines read so far.
     pub lines: Vec<String>,
