@@ -67,6 +67,34 @@ pub enum ProviderError {
     Protocol { provider: String, method: String, reason: String },
 }
 
+/// What an entry without an ID for the provider looks like to the provider's match call
+/// (`metadata/series/match`, `metadata/book/match`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchQuery {
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub year: Option<i64>,
+    /// The first author, for series; books send every author.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authors: Vec<String>,
+    /// Books only: matched by ISBN first when the entry has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isbn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
+}
+
+/// A provider's best candidate for an entry, with how sure it is.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchCandidate {
+    pub external_id: String,
+    pub title: String,
+    /// From 0 to 1; an ID is attached only at or above the provider's `matchThreshold`.
+    pub confidence: f64,
+}
+
 /// A configured, started provider.
 pub enum Provider {
     Directory(directory::DirectoryProvider),
@@ -98,6 +126,18 @@ impl Provider {
         match self {
             Provider::Directory(p) => p.get(kind, external_id).await,
             Provider::Plugin(p) => p.get(kind, external_id).await,
+        }
+    }
+
+    /// The provider's best candidate for an entry that has no ID for it yet.
+    pub async fn match_entry(
+        &self,
+        kind: EntityKind,
+        query: &MatchQuery,
+    ) -> Result<Option<MatchCandidate>, ProviderError> {
+        match self {
+            Provider::Directory(p) => p.match_entry(kind, query).await,
+            Provider::Plugin(p) => p.match_entry(kind, query).await,
         }
     }
 
