@@ -137,7 +137,7 @@ pub struct ProviderConfig {
 }
 
 /// Where a provider credential is read from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum CredentialSource {
     /// An environment variable of the curator process.

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::{Config, ProviderKind};
+use super::{Config, CredentialSource, ProviderKind};
 use crate::catalog::file::CatalogFile;
 
 /// One thing found wrong, at the config file's line where it is set.
@@ -74,6 +74,25 @@ pub async fn check(config: &Config) -> Vec<Problem> {
             },
             ProviderKind::Anilist | ProviderKind::Openlibrary => Ok(()),
         };
+        for (key, source) in &provider.credentials {
+            let missing = match source {
+                CredentialSource::Env(var)
+                    if std::env::var_os(var).is_none_or(|v| v.is_empty()) =>
+                {
+                    Some(format!("the variable `{var}` is not set"))
+                }
+                CredentialSource::File(path) => std::fs::read_to_string(path)
+                    .err()
+                    .map(|e| format!("cannot read `{}`: {e}", path.display())),
+                CredentialSource::Env(_) => None,
+            };
+            if let Some(reason) = missing {
+                error(
+                    at(&format!("/providers/{i}/credentials/{key}"), None),
+                    format!("provider `{name}` cannot start: credential `{key}`: {reason}"),
+                );
+            }
+        }
         if let Err(message) = result {
             let key = match provider.kind {
                 ProviderKind::Plugin => "command",

@@ -40,7 +40,13 @@ pub fn effective(config: &Config, overrides: &Overrides, flag_format: Option<Log
         .iter()
         .map(|p| {
             let mut value = serde_json::to_value(p).unwrap_or(Value::Null);
+            // Credentials name where a secret is read (a variable, a file), never the secret:
+            // they are shown as written.
+            let sources = value.as_object_mut().and_then(|o| o.remove("credentials"));
             mask_secrets(&mut value);
+            if let (Some(object), Some(sources)) = (value.as_object_mut(), sources) {
+                object.insert("credentials".into(), sources);
+            }
             value
         })
         .collect();

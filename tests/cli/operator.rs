@@ -217,6 +217,10 @@ providers:
     kind: plugin
     command: also-missing
     enabled: false
+  - name: hub
+    kind: anilist
+    credentials:
+      token: { env: CURATOR_TEST_NO_SUCH_VARIABLE }
 ",
     );
     let run = sandbox.run(&["config", "check"]).expect_code(1);
@@ -226,13 +230,14 @@ providers:
         "curator.yaml:5:14: error: provider `missing` cannot start: the command `curator-no-such-plugin` is not found on PATH",
         "curator.yaml:8:14: error: provider `stale` cannot start: the command `./not-a-plugin` is not an executable file",
         "error: provider `gone` cannot start: the folder `",
+        "curator.yaml:19:14: error: provider `hub` cannot start: credential `token`: the variable `CURATOR_TEST_NO_SUCH_VARIABLE` is not set",
     ];
     for line in expected {
         assert!(err.contains(line), "expected `{line}` in:\n{err}");
     }
     assert!(err.contains("curator.yaml:11:11:"), "the folder is named at its line:\n{err}");
     assert!(!err.contains("`off`"), "a disabled provider is not started:\n{err}");
-    assert!(run.stdout().contains("4 error(s), 0 warning(s)"), "{}", run.stdout());
+    assert!(run.stdout().contains("5 error(s), 0 warning(s)"), "{}", run.stdout());
 
     // A database that is not curator's, named by the variable that set it.
     sandbox.write("curator.yaml", "providers: []\n");
