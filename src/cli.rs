@@ -21,6 +21,8 @@ use crate::schedule::{self, Timing};
 use crate::store::{GitState, ImportMode, JobRow, RunRow, Store, StoreError};
 use crate::validate::{self, Context};
 
+pub mod reference;
+
 /// Exit codes: 0 fine, 1 errors found, 2 usage or I/O error, 3 changes pending (dry run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {

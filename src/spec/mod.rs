@@ -2,6 +2,7 @@
 //! files of a `jobs.d/` directory into documents with positions. Checking what a document
 //! means is `validate`'s job.
 
+pub mod reference;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
