@@ -862,3 +862,64 @@ fn the_kubernetes_example_mounts_jobs_that_validate_and_serves_its_probes() {
     let reconciled = server.lines.iter().find(|l| l["fields"]["message"] == "reconciled").unwrap();
     assert_eq!(reconciled["fields"]["created"], 1, "the ConfigMap's job was loaded: {reconciled}");
 }
+
+// ----- the README -----
+
+/// The fenced block that follows `marker` in the README.
+fn readme_block(readme: &str, marker: &str) -> String {
+    let at = readme.find(marker).unwrap_or_else(|| panic!("the README has no `{marker}`"));
+    let after = at + marker.len();
+    let fence = after + readme[after..].find("```").unwrap();
+    let body = fence + readme[fence..].find('\n').unwrap() + 1;
+    let end = body + readme[body..].find("```").unwrap();
+    readme[body..end].to_string()
+}
+
+#[test]
+fn the_readme_walkthrough_works_as_written() {
+    let readme = std::fs::read_to_string(Path::new(REPO).join("README.md")).unwrap();
+    // Given the quick start: a served clone with one run.
+    let sandbox = Sandbox::new();
+    drop(Server::start(&sandbox));
+    sandbox.run(&["run", "manga/curated-status", "--wait"]).success();
+
+    // 1. Write the job.
+    let job = readme_block(&readme, "Save this as `jobs.d/manga/weekly-genres.yaml`");
+    sandbox.write("jobs.d/manga/weekly-genres.yaml", &job);
+
+    // 2. Validate: the output the README shows.
+    let validated = sandbox.run(&["validate"]).success();
+    let shown = readme_block(&readme, "then put it back.\n\n```sh\ncurator validate\n```");
+    assert_eq!(validated.stdout(), shown);
+    let typo = job.replace("fieldGroups: [genres, tags]", "fieldGroups: [genre, tags]");
+    sandbox.write("jobs.d/manga/weekly-genres.yaml", &typo);
+    let refused = sandbox.run(&["validate"]).expect_code(1);
+    assert!(refused.stdout().contains("did you mean `genres`?"), "{}", refused.stdout());
+    sandbox.write("jobs.d/manga/weekly-genres.yaml", &job);
+
+    // 3. The dry run prints every line the README shows, and exits 3.
+    let plan = sandbox.run(&["reconcile", "--dry-run"]).expect_code(3);
+    let shown = readme_block(&readme, "```sh\ncurator reconcile --dry-run\n```");
+    for line in shown.lines().filter(|l| l.trim() != "...") {
+        assert!(plan.stdout().contains(line), "`{line}` is not in:\n{}", plan.stdout());
+    }
+
+    // 4. Serve and queue a run: the log names the job and its file, as shown.
+    let mut server = Server::start(&sandbox);
+    let queued = sandbox.run(&["run", "manga/weekly-genres"]).success();
+    assert!(queued.stdout().contains("queued run 2"), "{}", queued.stdout());
+    let finished = server.wait_for_log("run finished", Duration::from_secs(15));
+    let shown = readme_block(&readme, "each line naming the job and its\nfile:");
+    let prefix = shown.lines().nth(1).unwrap().split(" updated=").next().unwrap();
+    assert!(finished.contains(prefix), "`{prefix}` is not in:\n{finished}");
+
+    // 5. Read the run.
+    let list = sandbox.run(&["runs", "list", "--job", "manga/weekly-genres"]).success();
+    assert!(list.stdout().starts_with("#2 manga/weekly-genres manual"), "{}", list.stdout());
+    let run = sandbox.run(&["runs", "show", "2"]).success();
+    let shown = readme_block(&readme, "curator runs show 2\n```");
+    for line in shown.lines().skip(1).filter(|l| l.trim() != "...") {
+        assert!(run.stdout().contains(line), "`{line}` is not in:\n{}", run.stdout());
+    }
+    sandbox.run(&["jobs", "show", "manga/weekly-genres"]).success();
+}
