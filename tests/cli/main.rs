@@ -5,6 +5,7 @@
 
 mod catalog;
 mod reconcile;
+mod refresh;
 mod runs;
 mod schedule;
 mod serve;
