@@ -6,6 +6,7 @@
 mod catalog;
 mod operator;
 mod reconcile;
+mod refresh;
 mod runs;
 mod schedule;
 mod serve;

@@ -906,6 +906,8 @@ fn the_readme_walkthrough_works_as_written() {
 
     // 4. Serve and queue a run: the log names the job and its file, as shown.
     let mut server = Server::start(&sandbox);
+    let preview = sandbox.run(&["preview", "manga/weekly-genres"]).success();
+    assert!(preview.stdout().contains("would update"), "{}", preview.stdout());
     let queued = sandbox.run(&["run", "manga/weekly-genres"]).success();
     assert!(queued.stdout().contains("queued run 2"), "{}", queued.stdout());
     let finished = server.wait_for_log("run finished", Duration::from_secs(15));
