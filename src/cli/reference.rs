@@ -83,18 +83,9 @@ fn describe(arg: &clap::Arg) -> String {
 
 #[cfg(test)]
 mod tests {
-    /// `docs/cli.md` is this module's output; `CURATOR_UPDATE_DOCS=1` rewrites it.
+    /// `docs/cli.md` is this module's output.
     #[test]
     fn the_cli_reference_matches_the_command_definitions() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cli.md");
-        let generated = super::markdown();
-        if std::env::var_os("CURATOR_UPDATE_DOCS").is_some() {
-            std::fs::write(&path, &generated).unwrap();
-        }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == generated,
-            "docs/cli.md is stale: run `CURATOR_UPDATE_DOCS=1 cargo test --lib reference`"
-        );
+        crate::spec::reference::assert_doc_current("docs/cli.md", &super::markdown());
     }
 }

@@ -151,20 +151,26 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
+/// Fails unless the committed `rel` (under the repository) is `generated`; with
+/// `CURATOR_UPDATE_DOCS` set, writes it first. For the generated pages under `docs/`.
+#[cfg(test)]
+pub(crate) fn assert_doc_current(rel: &str, generated: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    if std::env::var_os("CURATOR_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{rel} is stale: run `CURATOR_UPDATE_DOCS=1 cargo test --lib reference`"
+    );
+}
+
 #[cfg(test)]
 mod tests {
-    /// `docs/job-reference.md` is this module's output; `CURATOR_UPDATE_DOCS=1` rewrites it.
+    /// `docs/job-reference.md` is this module's output.
     #[test]
     fn the_job_reference_matches_the_schema() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/job-reference.md");
-        let generated = super::markdown();
-        if std::env::var_os("CURATOR_UPDATE_DOCS").is_some() {
-            std::fs::write(&path, &generated).unwrap();
-        }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == generated,
-            "docs/job-reference.md is stale: run `CURATOR_UPDATE_DOCS=1 cargo test --lib reference`"
-        );
+        super::assert_doc_current("docs/job-reference.md", &super::markdown());
     }
 }
