@@ -5,8 +5,13 @@
 //! fields may be written is the job's business (`run`). Results are the raw objects of the Codex
 //! plugin protocol (`metadata/series/get`, `metadata/book/get`), keyed by its camelCase names.
 
+pub mod anilist;
 pub mod directory;
+pub mod http;
+pub mod openlibrary;
 pub mod plugin;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
@@ -50,7 +55,8 @@ impl EntityKind {
     }
 }
 
-/// Why a provider call gave no metadata.
+/// Why a provider call gave no metadata. [`ProviderError::is_transient`] tells the failures
+/// worth retrying with back-off from those that will fail the same way again.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     #[error("provider `{provider}` has no {kind} with external ID `{external_id}`")]
@@ -65,6 +71,25 @@ pub enum ProviderError {
     Unavailable { provider: String, reason: String },
     #[error("provider `{provider}` sent an invalid answer to `{method}`: {reason}")]
     Protocol { provider: String, method: String, reason: String },
+    /// Transient: the service could not be reached or failed on its side (a connection error,
+    /// an HTTP 5xx). The same call may succeed later, so it is worth retrying with back-off.
+    #[error("provider `{provider}` is unreachable: {reason}")]
+    Unreachable { provider: String, reason: String },
+    /// Permanent: the service refused the request (an HTTP 4xx other than 404 and 429: a bad
+    /// token, a malformed query). Retrying the same call gives the same answer.
+    #[error(
+        "provider `{provider}` refused `{request}` with status {status}{}",
+        .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+    )]
+    Refused { provider: String, request: String, status: String, detail: Option<String> },
+}
+
+impl ProviderError {
+    /// Whether the same call may succeed if tried again after a pause: a timeout or an
+    /// unreachable service. A rate limit is not counted here: it says how long to wait.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ProviderError::Timeout { .. } | ProviderError::Unreachable { .. })
+    }
 }
 
 /// What an entry without an ID for the provider looks like to the provider's match call
@@ -95,10 +120,24 @@ pub struct MatchCandidate {
     pub confidence: f64,
 }
 
+/// A title reduced to lower-case letters and digits separated by single spaces, so titles that
+/// differ only in case, punctuation or spacing compare equal.
+pub fn normalise_title(title: &str) -> String {
+    let kept: String = title.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+    kept.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// An ISBN without hyphens or spaces, its check character upper-case.
+pub fn isbn_digits(isbn: &str) -> String {
+    isbn.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_uppercase()
+}
+
 /// A configured, started provider.
 pub enum Provider {
     Directory(directory::DirectoryProvider),
     Plugin(Box<plugin::PluginProvider>),
+    Anilist(anilist::AnilistProvider),
+    Openlibrary(openlibrary::OpenLibraryProvider),
 }
 
 impl Provider {
@@ -107,6 +146,8 @@ impl Provider {
         match self {
             Provider::Directory(p) => p.name(),
             Provider::Plugin(p) => p.name(),
+            Provider::Anilist(p) => p.name(),
+            Provider::Openlibrary(p) => p.name(),
         }
     }
 
@@ -114,6 +155,8 @@ impl Provider {
         match self {
             Provider::Directory(p) => p.capabilities(),
             Provider::Plugin(p) => p.capabilities(),
+            Provider::Anilist(_) => anilist::CAPABILITIES,
+            Provider::Openlibrary(_) => openlibrary::CAPABILITIES,
         }
     }
 
@@ -126,6 +169,8 @@ impl Provider {
         match self {
             Provider::Directory(p) => p.get(kind, external_id).await,
             Provider::Plugin(p) => p.get(kind, external_id).await,
+            Provider::Anilist(p) => p.get(kind, external_id).await,
+            Provider::Openlibrary(p) => p.get(kind, external_id).await,
         }
     }
 
@@ -138,6 +183,8 @@ impl Provider {
         match self {
             Provider::Directory(p) => p.match_entry(kind, query).await,
             Provider::Plugin(p) => p.match_entry(kind, query).await,
+            Provider::Anilist(p) => p.match_entry(kind, query).await,
+            Provider::Openlibrary(p) => p.match_entry(kind, query).await,
         }
     }
 
@@ -195,13 +242,9 @@ impl Registry {
                 })
                 .await?,
             )),
-            // The built-in HTTP providers are declared in the config vocabulary but not part of
-            // this build; a job that names one fails its run with this reason.
-            ProviderKind::Anilist | ProviderKind::Openlibrary => {
-                return Err(unavailable(
-                    format!("provider kind `{:?}` is not available in this build", config.kind)
-                        .to_lowercase(),
-                ));
+            ProviderKind::Anilist => Provider::Anilist(anilist::AnilistProvider::new(config)?),
+            ProviderKind::Openlibrary => {
+                Provider::Openlibrary(openlibrary::OpenLibraryProvider::new(config)?)
             }
         };
         let provider = std::sync::Arc::new(provider);
