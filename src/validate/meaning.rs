@@ -177,6 +177,12 @@ fn check_repeats(value: &Value, doc: &Document, found: &mut Vec<Finding>) {
     }
 }
 
+/// The (series, books) a built-in provider serves, from the capabilities it reports at run
+/// time, so validation and the run never disagree.
+fn sides(capabilities: crate::provider::Capabilities) -> (bool, bool) {
+    (capabilities.series, capabilities.book)
+}
+
 fn check_provider(provider: &str, scope: Option<Scope>, config: &Config, found: &mut Vec<Finding>) {
     let name = provider.strip_prefix("plugin:").unwrap_or(provider);
     let Some(configured) = config.provider(name) else {
@@ -196,8 +202,8 @@ fn check_provider(provider: &str, scope: Option<Scope>, config: &Config, found: 
     // checks them then.
     let serves = match configured.kind {
         ProviderKind::Directory => Some((true, true)),
-        ProviderKind::Anilist => Some((true, false)),
-        ProviderKind::Openlibrary => Some((false, true)),
+        ProviderKind::Anilist => Some(sides(crate::provider::anilist::CAPABILITIES)),
+        ProviderKind::Openlibrary => Some(sides(crate::provider::openlibrary::CAPABILITIES)),
         ProviderKind::Plugin => None,
     };
     if let (Some((series, books)), Some(scope)) = (serves, scope)
