@@ -206,6 +206,7 @@ impl AnilistProvider {
     fn graphql_error(&self, error: &Value) -> Result<(), ProviderError> {
         let status = error.get("status").and_then(Value::as_u64).unwrap_or(0);
         let message = error.get("message").and_then(Value::as_str).unwrap_or("no message");
+        let message: String = self.http.redact(message).chars().take(200).collect();
         let provider = self.name().to_string();
         match status {
             404 => Ok(()),
@@ -223,7 +224,7 @@ impl AnilistProvider {
                 provider,
                 request: format!("POST {}", self.http.base().path()),
                 status: if status == 0 { "200 OK".into() } else { status.to_string() },
-                detail: Some(message.chars().take(200).collect()),
+                detail: Some(message),
             }),
         }
     }

@@ -370,7 +370,9 @@ impl HttpClient {
         Some(text)
     }
 
-    fn redact(&self, text: &str) -> String {
+    /// `text` with every secret the provider holds replaced by `<redacted>`, for quoting a
+    /// service's own words in an error.
+    pub fn redact(&self, text: &str) -> String {
         self.secrets
             .iter()
             .filter(|s| !s.expose().is_empty())

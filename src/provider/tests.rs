@@ -52,6 +52,9 @@ impl Reply {
 
 type Respond = dyn Fn(&Seen) -> Reply + Send + Sync;
 
+/// The fake service's state: what it saw, and how it answers.
+type ServiceState = (Arc<Mutex<Vec<Seen>>>, Arc<Respond>);
+
 /// A local HTTP server on 127.0.0.1 and a free port, answering every request with `respond`.
 struct FakeService {
     url: String,
@@ -68,7 +71,7 @@ impl Drop for FakeService {
 impl FakeService {
     async fn start(respond: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> FakeService {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let state = (seen.clone(), Arc::new(respond) as Arc<Respond>);
+        let state: ServiceState = (seen.clone(), Arc::new(respond));
         let app = axum::Router::new().fallback(answer).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -84,10 +87,7 @@ impl FakeService {
 }
 
 async fn answer(
-    axum::extract::State((seen, respond)): axum::extract::State<(
-        Arc<Mutex<Vec<Seen>>>,
-        Arc<Respond>,
-    )>,
+    axum::extract::State((seen, respond)): axum::extract::State<ServiceState>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -370,6 +370,19 @@ async fn a_graphql_refusal_with_http_200_is_still_an_error() {
         err.to_string(),
         "provider `anilist` refused `POST /` with status 400: Invalid token"
     );
+
+    // The same refusal quoting the token back is redacted too.
+    let service = FakeService::start(|seen| {
+        let auth = seen.headers["authorization"].to_str().unwrap().to_string();
+        let error = json!({ "message": format!("Invalid token {auth}"), "status": 400 });
+        Reply::json(200, &json!({ "errors": [error], "data": null }).to_string())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "s3cret-T0KEN").unwrap();
+    let credentials = json!({ "credentials": { "token": { "file": dir.path().join("token") } } });
+    let err = anilist(&service, credentials).get(EntityKind::Series, "1").await.unwrap_err();
+    assert!(err.to_string().ends_with("Invalid token Bearer <redacted>"), "{err}");
 }
 
 #[tokio::test]
