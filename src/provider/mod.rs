@@ -71,12 +71,11 @@ pub enum ProviderError {
     Unavailable { provider: String, reason: String },
     #[error("provider `{provider}` sent an invalid answer to `{method}`: {reason}")]
     Protocol { provider: String, method: String, reason: String },
-    /// Transient: the service could not be reached or failed on its side (a connection error,
-    /// an HTTP 5xx). The same call may succeed later, so it is worth retrying with back-off.
-    #[error("provider `{provider}` is unreachable: {reason}")]
+    /// The service could not be reached or failed on its side (a refused connection, HTTP 5xx).
+    #[error("provider `{provider}` could not be reached: {reason}")]
     Unreachable { provider: String, reason: String },
-    /// Permanent: the service refused the request (an HTTP 4xx other than 404 and 429: a bad
-    /// token, a malformed query). Retrying the same call gives the same answer.
+    /// The service refused the request (an HTTP 4xx other than 404 and 429: a bad token, a
+    /// malformed query); the same call gets the same answer.
     #[error(
         "provider `{provider}` refused `{request}` with status {status}{}",
         .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
@@ -84,11 +83,25 @@ pub enum ProviderError {
     Refused { provider: String, request: String, status: String, detail: Option<String> },
 }
 
+/// JSON-RPC codes a plugin uses for failures on its side that may pass: internal error and
+/// upstream API error.
+const TRANSIENT_RPC_CODES: [i64; 2] = [-32603, -32004];
+
 impl ProviderError {
-    /// Whether the same call may succeed if tried again after a pause: a timeout or an
-    /// unreachable service. A rate limit is not counted here: it says how long to wait.
+    /// Whether the same call may succeed if tried again soon: a timeout, a plugin that died and
+    /// is being restarted, a service that is down or failing on its side. A missing entry, an
+    /// answer that does not parse and a refused request are not.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ProviderError::Timeout { .. } | ProviderError::Unreachable { .. })
+        match self {
+            ProviderError::Timeout { .. }
+            | ProviderError::Unavailable { .. }
+            | ProviderError::Unreachable { .. } => true,
+            ProviderError::Rpc { code, .. } => TRANSIENT_RPC_CODES.contains(code),
+            ProviderError::NotFound { .. }
+            | ProviderError::RateLimited { .. }
+            | ProviderError::Protocol { .. }
+            | ProviderError::Refused { .. } => false,
+        }
     }
 }
 
@@ -256,6 +269,12 @@ impl Registry {
     pub fn permissions(&self, name: &str) -> crate::catalog::fields::Permissions {
         let list = self.configs.iter().find(|c| c.name == name).map(|c| c.permissions.as_slice());
         crate::catalog::fields::Permissions::new(list.unwrap_or_default())
+    }
+
+    /// The lowest confidence at which a match from the provider attaches its ID.
+    pub fn match_threshold(&self, name: &str) -> f64 {
+        let config = self.configs.iter().find(|c| c.name == name);
+        config.map_or(crate::config::MATCH_THRESHOLD, |c| c.match_threshold)
     }
 
     /// Stops every started provider.

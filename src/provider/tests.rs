@@ -274,7 +274,7 @@ async fn server_errors_and_refused_connections_are_transient() {
     assert!(err.is_transient(), "{err}");
     assert_eq!(
         err.to_string(),
-        "provider `anilist` is unreachable: `POST /` answered 503 Service Unavailable"
+        "provider `anilist` could not be reached: `POST /` answered 503 Service Unavailable"
     );
 
     // A port that was free a moment ago: nothing listens there.
@@ -286,7 +286,7 @@ async fn server_errors_and_refused_connections_are_transient() {
     let err = provider.get(EntityKind::Book, "9780140328721").await.unwrap_err();
     assert!(matches!(err, ProviderError::Unreachable { .. }), "{err}");
     let text = err.to_string();
-    let expected = "provider `openlibrary` is unreachable: `GET /isbn/9780140328721.json` could \
+    let expected = "provider `openlibrary` could not be reached: `GET /isbn/9780140328721.json` could \
                     not connect";
     assert!(text.starts_with(expected), "{text}");
 }
@@ -583,7 +583,7 @@ async fn openlibrary_fails_rather_than_return_half_a_book() {
     let err = openlibrary(&service).get(EntityKind::Book, "9780140328721").await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "provider `openlibrary` is unreachable: `GET /works/OL45804W.json` answered 502 Bad Gateway"
+        "provider `openlibrary` could not be reached: `GET /works/OL45804W.json` answered 502 Bad Gateway"
     );
 }
 

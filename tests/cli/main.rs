@@ -6,6 +6,7 @@
 mod catalog;
 mod providers;
 mod reconcile;
+mod refresh;
 mod runs;
 mod schedule;
 mod serve;
