@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::http::{self, Answer, Call, HttpClient, Secret};
-use super::normalise_title;
 use super::{Capabilities, EntityKind, MatchCandidate, MatchQuery, Metadata, ProviderError};
+use super::{best_candidate, normalise_title};
 use crate::config::ProviderConfig;
 
 /// The public API; `baseUrl` replaces it.
@@ -86,7 +86,7 @@ impl AnilistProvider {
     pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
         let mut secrets = http::read_credentials(&config.name, &config.credentials, CREDENTIALS)?;
         let token = secrets.remove("token");
-        let settings = read_settings(config)?;
+        let settings = http::read_settings(config)?;
         let http = HttpClient::new(config, DEFAULT_BASE_URL, token.iter().cloned().collect())?;
         Ok(AnilistProvider { http, token, settings })
     }
@@ -101,12 +101,8 @@ impl AnilistProvider {
         kind: EntityKind,
         external_id: &str,
     ) -> Result<Metadata, ProviderError> {
-        self.series_only(kind)?;
-        let not_found = || ProviderError::NotFound {
-            provider: self.name().to_string(),
-            kind: kind.as_str(),
-            external_id: external_id.to_string(),
-        };
+        CAPABILITIES.require(self.name(), kind)?;
+        let not_found = || self.http.not_found(kind, external_id);
         let id: u64 = external_id.trim().parse().map_err(|_| not_found())?;
         let data = self.query(MEDIA_QUERY, json!({ "id": id })).await?;
         match data.as_ref().and_then(|d| d.get("Media")).filter(|m| m.is_object()) {
@@ -136,7 +132,7 @@ impl AnilistProvider {
         kind: EntityKind,
         query: &MatchQuery,
     ) -> Result<Option<MatchCandidate>, ProviderError> {
-        self.series_only(kind)?;
+        CAPABILITIES.require(self.name(), kind)?;
         if normalise_title(&query.title).is_empty() {
             return Ok(None);
         }
@@ -148,35 +144,18 @@ impl AnilistProvider {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let mut scored: Vec<(MatchCandidate, u64)> = results
+        let mut scored: Vec<(u64, MatchCandidate)> = results
             .iter()
             .filter_map(|media| {
                 let id = media.get("id").and_then(Value::as_u64)?;
                 let confidence = match_confidence(query, media);
                 let title = main_title(media, self.settings.title_language)?;
-                Some((MatchCandidate { external_id: id.to_string(), title, confidence }, id))
+                Some((id, MatchCandidate { external_id: id.to_string(), title, confidence }))
             })
             .collect();
-        scored.sort_by(|(a, a_id), (b, b_id)| {
-            b.confidence.total_cmp(&a.confidence).then(a_id.cmp(b_id))
-        });
-        let mut best = scored.first().map(|(c, _)| c.clone());
-        if let (Some(best), Some((second, _))) = (best.as_mut(), scored.get(1))
-            && second.confidence >= best.confidence
-        {
-            best.confidence *= 0.9;
-        }
+        scored.sort_by_key(|(id, _)| *id);
+        let best = best_candidate(scored.into_iter().map(|(_, c)| c).collect());
         Ok(best)
-    }
-
-    fn series_only(&self, kind: EntityKind) -> Result<(), ProviderError> {
-        match kind {
-            EntityKind::Series => Ok(()),
-            EntityKind::Book => Err(ProviderError::Unavailable {
-                provider: self.name().to_string(),
-                reason: "it provides series only, not books".into(),
-            }),
-        }
     }
 
     /// Posts one GraphQL query and returns its `data`, `None` when AniList answered that the
@@ -236,16 +215,6 @@ impl AnilistProvider {
             reason,
         }
     }
-}
-
-fn read_settings(config: &ProviderConfig) -> Result<Settings, ProviderError> {
-    if config.settings.is_null() {
-        return Ok(Settings::default());
-    }
-    serde_json::from_value(config.settings.clone()).map_err(|e| ProviderError::Unavailable {
-        provider: config.name.clone(),
-        reason: format!("its `settings` are invalid: {e}"),
-    })
 }
 
 /// One AniList `Media` object in Codex's `metadata/series/get` field names.
@@ -372,13 +341,7 @@ fn titles(
         Some((native, romaji)) => (Some(native), Some(romaji)),
         None => (None, None),
     };
-    let get = |key: &str| {
-        media
-            .pointer(&format!("/title/{key}"))
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
+    let get = |key: &str| title_of(media, key);
     let all = [
         ("english", get("english"), Some("en")),
         ("romaji", get("romaji"), romaji_lang),
@@ -412,20 +375,19 @@ fn titles(
     (chosen, alternates)
 }
 
+/// One of a media's titles (`romaji`, `english`, `native`), when it has it.
+fn title_of<'a>(media: &'a Value, key: &str) -> Option<&'a str> {
+    let title = media.get("title")?.get(key)?.as_str()?.trim();
+    (!title.is_empty()).then_some(title)
+}
+
 fn main_title(media: &Value, preferred: TitleLanguage) -> Option<String> {
-    let get = |key: &str| {
-        media
-            .pointer(&format!("/title/{key}"))
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
     let order: &[&str] = match preferred {
         TitleLanguage::English => &["english", "romaji", "native"],
         TitleLanguage::Romaji => &["romaji", "english", "native"],
         TitleLanguage::Native => &["native", "romaji", "english"],
     };
-    order.iter().find_map(|k| get(k)).map(str::to_owned)
+    order.iter().find_map(|k| title_of(media, k)).map(str::to_owned)
 }
 
 /// `averageScore` (AniList's weighted mean, 0 to 100), or `meanScore` when there is none, with

@@ -118,6 +118,19 @@ pub fn read_credentials(
     Ok(secrets)
 }
 
+/// A provider's `settings` read into its own settings type; none given means the defaults.
+pub fn read_settings<T: serde::de::DeserializeOwned + Default>(
+    config: &ProviderConfig,
+) -> Result<T, ProviderError> {
+    if config.settings.is_null() {
+        return Ok(T::default());
+    }
+    serde_json::from_value(config.settings.clone()).map_err(|e| ProviderError::Unavailable {
+        provider: config.name.clone(),
+        reason: format!("its `settings` are invalid: {e}"),
+    })
+}
+
 /// An I/O error in words, without the OS error number.
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
@@ -201,6 +214,15 @@ impl HttpClient {
 
     pub fn provider(&self) -> &str {
         &self.provider
+    }
+
+    /// The error for an entry the service does not know.
+    pub fn not_found(&self, kind: super::EntityKind, external_id: &str) -> ProviderError {
+        ProviderError::NotFound {
+            provider: self.provider.clone(),
+            kind: kind.as_str(),
+            external_id: external_id.to_string(),
+        }
     }
 
     /// The service root, always ending in `/`.

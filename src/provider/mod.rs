@@ -28,6 +28,20 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// Refuses a call for a side of the catalog the provider does not serve.
+    pub fn require(self, provider: &str, kind: EntityKind) -> Result<(), ProviderError> {
+        let (served, only) = match (self.series, self.book) {
+            (true, false) => (kind == EntityKind::Series, "series only, not books"),
+            (false, true) => (kind == EntityKind::Book, "books only, not series"),
+            (series, book) => (series && book, "nothing"),
+        };
+        if served {
+            return Ok(());
+        }
+        let reason = format!("it provides {only}");
+        Err(ProviderError::Unavailable { provider: provider.to_string(), reason })
+    }
+
     /// Reads the protocol's list form (`["series", "book"]`); unknown words are ignored so a
     /// newer plugin's extra kinds do not make it unusable.
     pub fn from_list(kinds: &[String]) -> Self {
@@ -138,6 +152,18 @@ pub struct MatchCandidate {
 pub fn normalise_title(title: &str) -> String {
     let kept: String = title.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
     kept.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The highest-scored of a search's candidates, the first of equals; its confidence is cut by
+/// a tenth when another candidate scores as high, since the evidence cannot tell them apart.
+pub fn best_candidate(mut scored: Vec<MatchCandidate>) -> Option<MatchCandidate> {
+    // A stable sort keeps the caller's order among equals.
+    scored.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let mut best = scored.first().cloned()?;
+    if scored.get(1).is_some_and(|second| second.confidence >= best.confidence) {
+        best.confidence *= 0.9;
+    }
+    Some(best)
 }
 
 /// An ISBN without hyphens or spaces, its check character upper-case.

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::http::{self, Answer, Call, HttpClient};
 use super::{Capabilities, EntityKind, MatchCandidate, MatchQuery, Metadata, ProviderError};
-use super::{isbn_digits, normalise_title};
+use super::{best_candidate, isbn_digits, normalise_title};
 use crate::config::ProviderConfig;
 
 /// The public site; `baseUrl` replaces it.
@@ -97,16 +97,7 @@ impl OpenLibraryProvider {
     /// credentials, so any configured one is refused as a likely mistake.
     pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
         http::read_credentials(&config.name, &config.credentials, &[])?;
-        let settings: Settings = if config.settings.is_null() {
-            Settings::default()
-        } else {
-            serde_json::from_value(config.settings.clone()).map_err(|e| {
-                ProviderError::Unavailable {
-                    provider: config.name.clone(),
-                    reason: format!("its `settings` are invalid: {e}"),
-                }
-            })?
-        };
+        let settings = http::read_settings(config)?;
         let http = HttpClient::new(config, DEFAULT_BASE_URL, Vec::new())?;
         Ok(OpenLibraryProvider { http, settings })
     }
@@ -121,12 +112,8 @@ impl OpenLibraryProvider {
         kind: EntityKind,
         external_id: &str,
     ) -> Result<Metadata, ProviderError> {
-        self.books_only(kind)?;
-        let not_found = || ProviderError::NotFound {
-            provider: self.name().to_string(),
-            kind: kind.as_str(),
-            external_id: external_id.to_string(),
-        };
+        CAPABILITIES.require(self.name(), kind)?;
+        let not_found = || self.http.not_found(kind, external_id);
         let id = BookId::parse(external_id).ok_or_else(not_found)?;
         let (edition, work) = match &id {
             BookId::Isbn(isbn) => (
@@ -186,7 +173,7 @@ impl OpenLibraryProvider {
         kind: EntityKind,
         query: &MatchQuery,
     ) -> Result<Option<MatchCandidate>, ProviderError> {
-        self.books_only(kind)?;
+        CAPABILITIES.require(self.name(), kind)?;
         if let Some(isbn) = query.isbn.as_deref().and_then(BookId::parse)
             && let BookId::Isbn(isbn) = isbn
             && let Some(edition) = self.document(&format!("isbn/{isbn}.json")).await?
@@ -213,7 +200,7 @@ impl OpenLibraryProvider {
             Answer::Found(json) => json.get("docs").and_then(Value::as_array).cloned(),
             Answer::Missing(_) => None,
         };
-        let mut scored: Vec<MatchCandidate> = docs
+        let scored: Vec<MatchCandidate> = docs
             .unwrap_or_default()
             .iter()
             .filter_map(|doc| {
@@ -232,25 +219,9 @@ impl OpenLibraryProvider {
                 })
             })
             .collect();
-        // A stable sort keeps Open Library's relevance order among equals.
-        scored.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
-        let mut best = scored.first().cloned();
-        if let (Some(best), Some(second)) = (best.as_mut(), scored.get(1))
-            && second.confidence >= best.confidence
-        {
-            best.confidence *= 0.9;
-        }
+        // Open Library's relevance order decides among equals.
+        let best = best_candidate(scored);
         Ok(best)
-    }
-
-    fn books_only(&self, kind: EntityKind) -> Result<(), ProviderError> {
-        match kind {
-            EntityKind::Book => Ok(()),
-            EntityKind::Series => Err(ProviderError::Unavailable {
-                provider: self.name().to_string(),
-                reason: "it provides books only, not series".into(),
-            }),
-        }
     }
 
     /// One JSON document by its path; `None` when Open Library has no such document.

@@ -387,51 +387,33 @@ async fn a_graphql_refusal_with_http_200_is_still_an_error() {
 
 #[tokio::test]
 async fn missing_or_unknown_credentials_make_the_provider_unavailable_without_values() {
-    let unset = config(
-        "anilist",
-        "http://127.0.0.1:9",
-        json!({ "credentials": { "token": { "env": "CURATOR_TEST_UNSET_ANILIST_TOKEN" } } }),
-    );
-    let err = anilist::AnilistProvider::new(&unset).err().unwrap();
+    // The error of starting a `kind` provider with these credentials.
+    let refusal = |kind: &str, credentials: Value| {
+        let config = config(kind, "http://127.0.0.1:9", json!({ "credentials": credentials }));
+        let err = match kind {
+            "anilist" => anilist::AnilistProvider::new(&config).err(),
+            _ => openlibrary::OpenLibraryProvider::new(&config).err(),
+        };
+        err.expect("the provider does not start").to_string()
+    };
     assert_eq!(
-        err.to_string(),
+        refusal("anilist", json!({ "token": { "env": "CURATOR_TEST_UNSET_ANILIST_TOKEN" } })),
         "provider `anilist` cannot be used: credential `token` comes from environment variable \
          `CURATOR_TEST_UNSET_ANILIST_TOKEN`, which is not set"
     );
-    let missing = config(
-        "anilist",
-        "http://127.0.0.1:9",
-        json!({ "credentials": { "token": { "file": "/nonexistent/anilist-token" } } }),
-    );
-    let err = anilist::AnilistProvider::new(&missing).err().unwrap();
     assert_eq!(
-        err.to_string(),
+        refusal("anilist", json!({ "token": { "file": "/nonexistent/anilist-token" } })),
         "provider `anilist` cannot be used: credential `token` comes from file \
          `/nonexistent/anilist-token`, which cannot be read: it does not exist"
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("empty"), "\n").unwrap();
-    let empty = config(
-        "anilist",
-        "http://127.0.0.1:9",
-        json!({ "credentials": { "token": { "file": dir.path().join("empty") } } }),
-    );
-    let err = anilist::AnilistProvider::new(&empty).err().unwrap();
-    assert!(err.to_string().ends_with("is empty"), "{err}");
-    let typo = config(
-        "anilist",
-        "http://127.0.0.1:9",
-        json!({ "credentials": { "tokn": { "env": "X" } } }),
-    );
-    let err = anilist::AnilistProvider::new(&typo).err().unwrap();
-    assert!(err.to_string().ends_with("credential `tokn` is not used: expected `token`"), "{err}");
-    let unneeded = config(
-        "openlibrary",
-        "http://127.0.0.1:9",
-        json!({ "credentials": { "token": { "env": "X" } } }),
-    );
-    let err = openlibrary::OpenLibraryProvider::new(&unneeded).err().unwrap();
-    assert!(err.to_string().ends_with("it takes no credentials"), "{err}");
+    let empty = refusal("anilist", json!({ "token": { "file": dir.path().join("empty") } }));
+    assert!(empty.ends_with("is empty"), "{empty}");
+    let typo = refusal("anilist", json!({ "tokn": { "env": "X" } }));
+    assert!(typo.ends_with("credential `tokn` is not used: expected `token`"), "{typo}");
+    let unneeded = refusal("openlibrary", json!({ "token": { "env": "X" } }));
+    assert!(unneeded.ends_with("it takes no credentials"), "{unneeded}");
 }
 
 #[tokio::test]
