@@ -282,17 +282,21 @@ async fn validate_cmd(
         None
     };
     // The library check needs the database; validate never creates one just to look.
-    let libraries = match &config {
+    let (libraries, manifests) = match &config {
         Some(c) if database_exists(&c.database) => match Store::open(&c.database).await {
-            Ok(store) => store.library_ids().await.ok(),
-            Err(_) => None,
+            Ok(store) => (store.library_ids().await.ok(), store.manifests().await.ok()),
+            Err(_) => (None, None),
         },
-        _ => None,
+        _ => (None, None),
     };
     let root =
         config.as_ref().map(|c| c.jobs_dir.clone()).unwrap_or_else(|| PathBuf::from("jobs.d"));
     let paths = if paths.is_empty() { vec![root.clone()] } else { paths };
-    let ctx = Context { config: config.as_ref(), libraries: libraries.as_ref() };
+    let ctx = Context {
+        config: config.as_ref(),
+        libraries: libraries.as_ref(),
+        manifests: manifests.as_ref(),
+    };
     let report = match validate::check_paths(&paths, &root, &ctx) {
         Ok(report) => report,
         Err(e) => {

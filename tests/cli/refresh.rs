@@ -252,3 +252,33 @@ fn preview_shows_every_field_and_writes_nothing() {
     let unknown = sandbox.run(&["preview", "nope"]).expect_code(1);
     assert!(unknown.stderr().contains("`nope`"), "{}", unknown.stderr());
 }
+
+#[test]
+fn a_scope_the_plugin_manifest_cannot_serve_is_refused_by_validation_once_it_is_known() {
+    let sandbox = echo_lab(&[("one", "One", "s1")], "", "");
+    let books_only = |args: &[&str]| {
+        let output = sandbox.command(args).env("ECHO_CAPABILITIES", "book").output().unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    // Before the plugin has ever started, its capabilities are unknown: the file is valid.
+    assert_eq!(books_only(&["validate"]).0, Some(0));
+
+    let (code, out) = books_only(&["run", "lab", "--wait"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("provider `echo` cannot serve scope `series_only`"), "{out}");
+
+    // Its manifest is now stored: validation and reconcile refuse the job file.
+    let (code, out) = books_only(&["validate"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "jobs.d/lab.yaml:8:8: error: `scope`: provider `echo` cannot serve scope \
+             `series_only`: it provides books only, so use scope `books_only` or another provider"
+        ),
+        "{out}"
+    );
+    let (code, out) = books_only(&["reconcile"]);
+    assert_eq!(code, Some(1), "{out}");
+    let job = sandbox.json(&["jobs", "show", "lab", "--output", "json"]);
+    assert_eq!(job["job"]["spec"]["scope"], "series_only", "the job keeps its last good version");
+}
