@@ -549,7 +549,9 @@ async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyho
     let registry = Arc::new(Registry::new(&config.providers));
     let notifier = crate::webhook::Notifier::start(config.webhooks.clone());
     let runner = Runner::new(store.clone(), registry.clone(), notifier.clone(), config.retention);
+    let interrupt = tokio::spawn(cancel_on_interrupt(runner.clone(), job.id.clone()));
     let run_id = runner.run(&job, Trigger::Manual, None).await;
+    interrupt.abort();
     registry.shutdown().await;
     notifier.flush(std::time::Duration::from_secs(30)).await;
     let run = store.run(run_id?).await?;
@@ -558,6 +560,26 @@ async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyho
         "succeeded" => Exit::Ok,
         _ => Exit::Invalid,
     })
+}
+
+/// Ctrl-C while `run --wait` runs: the first cancels the run (the calls in flight finish and
+/// are written), the second leaves at once, and the run is marked `interrupted` later.
+async fn cancel_on_interrupt(runner: Arc<Runner>, job_id: String) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    let running =
+        runner.store().runs(Some(&job_id), 1).await.ok().and_then(|runs| runs.into_iter().next());
+    if let Some(run) = running.filter(|r| r.status == "running") {
+        eprintln!(
+            "cancelling run {}: the calls in flight finish first (Ctrl-C again to leave now)",
+            run.id
+        );
+        let _ = runner.cancel(run.id).await;
+    }
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(130);
+    }
 }
 
 async fn runs_list(
