@@ -453,7 +453,14 @@ fn read_match(answer: &Value) -> Result<Option<MatchCandidate>, String> {
 async fn launch(config: &PluginConfig) -> Result<(Arc<Connection>, Manifest), ProviderError> {
     let connection = Connection::spawn(config)?;
 
-    let params = json!({ "adminConfig": config.settings, "logLevel": "info" });
+    // The settings go out as `adminConfig` and, for plugins written against older hosts, as the
+    // merged `config`; curator has no per-user settings.
+    let params = json!({
+        "config": config.settings,
+        "adminConfig": config.settings,
+        "userConfig": {},
+        "logLevel": "info",
+    });
     let invalid = |reason| ProviderError::Protocol {
         provider: config.name.clone(),
         method: "initialize".to_owned(),
