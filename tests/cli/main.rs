@@ -5,6 +5,7 @@
 
 mod catalog;
 mod operator;
+mod providers;
 mod reconcile;
 mod refresh;
 mod runs;
