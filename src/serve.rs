@@ -352,6 +352,7 @@ async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
         let fields: Vec<&str> = p.changes.iter().map(|c| c.path.as_str()).collect();
         tracing::warn!(
             job.id = %p.id,
+            job.file = %p.file,
             fields = ?fields,
             "drift: a job row changed outside curator was put back"
         );

@@ -418,6 +418,8 @@ fn completions_come_from_the_command_definitions() {
 #[test]
 fn man_pages_come_from_the_command_definitions() {
     let sandbox = Sandbox::empty();
+    let help = sandbox.run(&["help", "db"]).success().stdout();
+    assert!(help.contains("backup") && help.contains("restore"), "{help}");
     let page = sandbox.run(&["man"]).success().stdout();
     assert!(page.starts_with(".ie \\n(.g .ds Aq") || page.contains(".TH curator 1"), "{page}");
     assert!(page.contains(".TH curator 1"));
