@@ -54,6 +54,9 @@ pub struct PluginConfig {
     pub env: Vec<(String, String)>,
     /// Sent as `adminConfig` in `initialize`, at start and at every restart.
     pub settings: Value,
+    /// Sent as `credentials` in `initialize`, and set as environment variables of the same
+    /// names, at start and at every restart.
+    pub credentials: std::collections::BTreeMap<String, super::http::Secret>,
     /// Deadline of one call, including the wait for and the run of a restart it triggers. Also
     /// bounds `initialize` in [`PluginProvider::start`].
     pub timeout: Duration,
@@ -71,6 +74,7 @@ impl fmt::Debug for PluginConfig {
             .field("args", &self.args)
             .field("env", &env_names)
             .field("settings", &self.settings)
+            .field("credentials", &self.credentials.keys().collect::<Vec<_>>())
             .field("timeout", &self.timeout)
             .field("working_dir", &self.working_dir)
             .finish()
@@ -491,12 +495,20 @@ async fn launch(config: &PluginConfig) -> Result<(Arc<Connection>, Manifest), Pr
 
     // The settings go out as `adminConfig` and, for plugins written against older hosts, as the
     // merged `config`; curator has no per-user settings.
-    let params = json!({
+    let mut params = json!({
         "config": config.settings,
         "adminConfig": config.settings,
         "userConfig": {},
         "logLevel": "info",
     });
+    if !config.credentials.is_empty() {
+        let credentials: serde_json::Map<String, Value> = config
+            .credentials
+            .iter()
+            .map(|(key, secret)| (key.clone(), Value::String(secret.expose().to_owned())))
+            .collect();
+        params["credentials"] = Value::Object(credentials);
+    }
     let invalid = |reason| ProviderError::Protocol {
         provider: config.name.clone(),
         method: "initialize".to_owned(),
@@ -551,6 +563,7 @@ impl Connection {
         command
             .args(&config.args)
             .envs(config.env.iter().map(|(name, value)| (name, value)))
+            .envs(config.credentials.iter().map(|(name, secret)| (name, secret.expose())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -963,6 +976,7 @@ mod tests {
             command: echo_plugin(),
             args: Vec::new(),
             env: Vec::new(),
+            credentials: Default::default(),
             settings: json!({ "greeting": "hello" }),
             timeout,
             working_dir: None,
