@@ -302,7 +302,12 @@ async fn validate_cmd(
     Ok(exit)
 }
 
+/// Whether the database is there to be read. A PostgreSQL database always is: its server
+/// holds it, and curator never creates one.
 fn database_exists(url: &str) -> bool {
+    if matches!(crate::store::Backend::of(url), Ok(crate::store::Backend::Postgres)) {
+        return true;
+    }
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or(path);
     std::path::Path::new(path).is_file()
@@ -508,7 +513,7 @@ fn git_line(git: Option<&GitState>) -> String {
 }
 
 async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyhow::Result<Exit> {
-    let store = Store::open(&config.database).await?;
+    let store = Store::open(&config.database).await?.with_run_lease(config.run_lease);
     let job = store.job(id).await?;
     if !wait {
         let run_id =

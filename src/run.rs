@@ -5,6 +5,7 @@
 //! locked fields, and only values that changed.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::catalog::fields::{self, Permissions};
 use crate::config::Retention;
 use crate::provider::{EntityKind, Metadata, ProviderError, Registry};
-use crate::store::{Change, Entry, EntryResult, JobRow, Store, StoreError};
+use crate::store::{Change, Entry, EntryResult, JobRow, OVERLAP_REASON, Store, StoreError};
 use crate::webhook::{EventKind, Notifier};
 
 /// How often a rate-limited call is retried before the entry fails.
@@ -75,8 +76,8 @@ impl Runner {
         self.running.lock().expect("running set lock").contains(job_id)
     }
 
-    /// Runs a job now and waits for the end. A job whose previous run is still going gets a
-    /// `skipped` run instead: a job never runs twice at once.
+    /// Runs a job now and waits for the end. A job whose previous run is still going, here or
+    /// in another process, gets a `skipped` run instead: a job never runs twice at once.
     pub async fn run(
         &self,
         job: &JobRow,
@@ -84,19 +85,21 @@ impl Runner {
         slot: Option<DateTime<Utc>>,
     ) -> Result<i64, StoreError> {
         if !self.running.lock().expect("running set lock").insert(job.id.clone()) {
-            let reason = "the previous run of this job is still going";
-            tracing::warn!(job.id = %job.id, reason, "firing skipped");
+            tracing::warn!(job.id = %job.id, reason = OVERLAP_REASON, "firing skipped");
             return self
                 .store
-                .create_run(&job.id, trigger.as_str(), "skipped", slot, Some(reason))
+                .create_run(&job.id, trigger.as_str(), "skipped", slot, Some(OVERLAP_REASON))
                 .await;
         }
         let result = async {
-            let run_id =
-                self.store.create_run(&job.id, trigger.as_str(), "running", slot, None).await?;
-            self.execute(job, run_id).await?;
-            self.after(job, run_id).await;
-            Ok(run_id)
+            let run = self.store.start_run(&job.id, trigger.as_str(), slot).await?;
+            if run.status == "running" {
+                self.execute(job, run.id).await?;
+                self.after(job, run.id).await;
+            } else {
+                tracing::warn!(job.id = %job.id, reason = OVERLAP_REASON, "firing skipped");
+            }
+            Ok(run.id)
         }
         .await;
         self.running.lock().expect("running set lock").remove(&job.id);
@@ -130,11 +133,13 @@ impl Runner {
         }
     }
 
-    /// Runs an already created, running run row (one claimed from the queue).
+    /// Runs a run row this process already holds (a claimed slot, one taken from the queue).
     pub async fn run_claimed(&self, job: &JobRow, run_id: i64) -> Result<(), StoreError> {
         if !self.running.lock().expect("running set lock").insert(job.id.clone()) {
-            let reason = "the previous run of this job is still going";
-            return self.store.finish_run(run_id, "skipped", &json!({}), Some(reason)).await;
+            return self
+                .store
+                .finish_run(run_id, "skipped", &json!({}), Some(OVERLAP_REASON))
+                .await;
         }
         let result = self.execute(job, run_id).await;
         if result.is_ok() {
@@ -144,9 +149,33 @@ impl Runner {
         result
     }
 
-    /// Plans, fetches, applies and records one run; the run row ends in its final status.
+    /// Executes a run while a side task renews its lease. A run whose lease is lost (this
+    /// process was cut off long enough for another to mark it interrupted) stops fetching; the
+    /// store refuses its writes from that moment, so nothing it does is recorded twice.
     #[tracing::instrument(skip_all, fields(job.id = %job.id, run.id = run_id))]
     async fn execute(&self, job: &JobRow, run_id: i64) -> Result<(), StoreError> {
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewing = tokio::spawn(renew_lease(self.store.clone(), run_id, lost.clone()));
+        let result = self.execute_held(job, run_id, &lost).await;
+        renewing.abort();
+        match result {
+            Err(StoreError::RunLost { .. }) => {
+                tracing::warn!("run lost its lease: another process continues it");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Plans, fetches, applies and records one run; the run row ends in its final status. A
+    /// continuation of an interrupted run leaves alone the entries its earlier attempts
+    /// recorded.
+    async fn execute_held(
+        &self,
+        job: &JobRow,
+        run_id: i64,
+        lost: &Arc<AtomicBool>,
+    ) -> Result<(), StoreError> {
         let spec = &job.spec;
         let provider_name = spec.provider_name().to_string();
         let provider = match self.registry.get(&provider_name).await {
@@ -176,6 +205,11 @@ impl Runner {
         if spec.scope.books() {
             entries
                 .extend(self.store.entries(&spec.library, EntityKind::Book, &provider_name).await?);
+        }
+        let done = self.store.done_entries(run_id).await?;
+        if !done.is_empty() {
+            entries.retain(|e| !done.contains(&(e.kind, e.key.clone())));
+            tracing::info!(done = done.len(), "continuing an interrupted run");
         }
         let now = Utc::now();
         let window = chrono::Duration::seconds(
@@ -229,18 +263,26 @@ impl Runner {
         for (seq, entry) in work.into_iter().enumerate() {
             let (store, provider, selection, limit) =
                 (self.store.clone(), provider.clone(), selection.clone(), limit.clone());
-            let provider_name = provider_name.clone();
+            let (provider_name, lost) = (provider_name.clone(), lost.clone());
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
+                if lost.load(Ordering::SeqCst) {
+                    return Err(StoreError::RunLost { id: run_id });
+                }
                 let external_id = entry.external_id.clone().unwrap_or_default();
                 let fetched = fetch(&provider, entry.kind, &external_id).await;
                 let (outcome, synced) = match fetched {
                     Ok(metadata) => (decide(&entry, &metadata, &selection), Some(Utc::now())),
                     Err(e) => (result(&entry, "failed", Some(e.to_string()), Vec::new()), None),
                 };
-                store
-                    .write_entry(run_id, seq as i64, &entry, &provider_name, synced, &outcome)
-                    .await?;
+                let written =
+                    store.write_entry(run_id, seq as i64, &entry, &provider_name, synced, &outcome);
+                if let Err(e) = written.await {
+                    if matches!(e, StoreError::RunLost { .. }) {
+                        lost.store(true, Ordering::SeqCst);
+                    }
+                    return Err(e);
+                }
                 Ok::<_, StoreError>(outcome)
             });
         }
@@ -248,6 +290,7 @@ impl Runner {
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(Ok(outcome)) => totals.count(&outcome),
+                Ok(Err(StoreError::RunLost { .. })) => {}
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "entry could not be recorded");
                     totals.failed += 1;
@@ -271,6 +314,9 @@ impl Runner {
         let error = store_error.map(|e| e.to_string()).or_else(|| {
             (totals.failed > 0).then(|| format!("{} of {attempted} entries failed", totals.failed))
         });
+        if lost.load(Ordering::SeqCst) {
+            return Err(StoreError::RunLost { id: run_id });
+        }
         tracing::info!(
             status,
             updated = totals.updated,
@@ -284,6 +330,25 @@ impl Runner {
     async fn fail(&self, run_id: i64, reason: &str) -> Result<(), StoreError> {
         tracing::warn!(reason, "run failed before any entry");
         self.store.finish_run(run_id, "failed", &Totals::default().to_json(), Some(reason)).await
+    }
+}
+
+/// Renews a run's lease every third of its length until aborted. A renewal the store refuses
+/// means the run is no longer this process's: `lost` tells the run to stop. A renewal that
+/// fails (the database is unreachable) is retried at the next tick, while the lease lasts.
+async fn renew_lease(store: Store, run_id: i64, lost: Arc<AtomicBool>) {
+    let mut tick = tokio::time::interval(store.run_lease() / 3);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match store.renew_lease(run_id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot renew the run's lease"),
+        }
     }
 }
 

@@ -20,13 +20,14 @@ use crate::reconcile::{self, Options};
 use crate::run::{Runner, Trigger};
 use crate::schedule::scheduler::{Firing, Scheduler};
 use crate::schedule::{SystemClock, Timing};
-use crate::store::{JobRow, Store};
+use crate::store::{JobRow, OVERLAP_REASON, Reaped, RunRow, Store};
 use crate::watch;
 use crate::webhook::{EventKind, Notifier};
 
 /// A full rescan even when no event came: the watcher's backstop.
 const RESYNC_EVERY: Duration = Duration::from_secs(300);
-/// How often the run queue (runs requested by `curator run` without `--wait`) is checked.
+/// How often the run queue (runs requested by `curator run` without `--wait`, continuations of
+/// interrupted runs) is checked, and runs whose holder's lease ran out are swept.
 const QUEUE_POLL_EVERY: Duration = Duration::from_secs(2);
 /// How long shutdown waits for running runs before it marks them interrupted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -43,21 +44,38 @@ struct Server {
 }
 
 impl Server {
-    /// Runs `job` on its own task, counted so shutdown can wait for it.
-    fn spawn_run(
-        self: &Arc<Self>,
-        job: JobRow,
-        trigger: Trigger,
-        slot: Option<chrono::DateTime<chrono::Utc>>,
-    ) {
+    /// Runs a run this process holds on its own task, counted so shutdown can wait for it.
+    fn spawn_run(self: &Arc<Self>, job: JobRow, run: RunRow) {
+        if run.status != "running" {
+            let reason = run.error.as_deref().unwrap_or_default();
+            return tracing::warn!(job.id = %job.id, run.id = run.id, reason, "firing skipped");
+        }
         let server = self.clone();
         server.in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            if let Err(e) = server.runner.run(&job, trigger, slot).await {
-                tracing::error!(job.id = %job.id, error = %e, "run could not be recorded");
+            if let Err(e) = server.runner.run_claimed(&job, run.id).await {
+                tracing::error!(job.id = %job.id, run.id = run.id, error = %e, "run could not be recorded");
             }
             server.in_flight.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+}
+
+/// Logs runs found without a live holder: each is marked interrupted, and a scheduled one is
+/// continued by a queued run that any process may take.
+fn log_reaped(reaped: &[Reaped], why: &str) {
+    for run in reaped {
+        let owner = run.owner.as_deref().unwrap_or("none");
+        match run.continuation {
+            Some(next) => tracing::warn!(
+                job.id = %run.job_id, run.id = run.run_id, owner, continued_by = next, why,
+                "run interrupted: its remaining entries are queued"
+            ),
+            None => tracing::warn!(
+                job.id = %run.job_id, run.id = run.run_id, owner, why,
+                "run interrupted"
+            ),
+        }
     }
 }
 
@@ -68,7 +86,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let hangup = hangup_signal();
     let mut stop_signals = StopSignals::install();
     let _lock = lock_database(&config.database)?;
-    let store = Store::open(&config.database).await?;
+    let store = Store::open(&config.database).await?.with_run_lease(config.run_lease);
     for (path, counts) in store.seed_catalogs(&config.catalog).await? {
         tracing::info!(file = %path.display(), libraries = counts.libraries, series = counts.series, books = counts.books, "catalog seeded");
     }
@@ -91,13 +109,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on `{}`", server.config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "listening");
-    let interrupted = server.store.interrupt_orphaned_runs().await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            runs = interrupted,
-            "runs left running by a stopped process marked interrupted"
-        );
-    }
+    let orphans = server.store.interrupt_orphaned_runs().await?;
+    log_reaped(&orphans, "the process running it stopped");
 
     // The watch starts before the first pass, so a file saved during that pass is not missed.
     let (signal_tx, signal_rx) = mpsc::channel(1);
@@ -169,8 +182,11 @@ async fn shutdown(
         _ = signals.next() => tracing::warn!("second signal: stopping now"),
     }
     match server.store.interrupt_own_runs().await {
-        Ok(0) => {}
-        Ok(runs) => tracing::warn!(runs, "unfinished runs marked interrupted"),
+        Ok(runs) if runs.is_empty() => {}
+        Ok(runs) => {
+            tracing::warn!(runs = runs.len(), "unfinished runs marked interrupted");
+            log_reaped(&runs, "curator stopped before the run ended");
+        }
         Err(e) => tracing::error!(error = %e, "cannot mark unfinished runs interrupted"),
     }
 }
@@ -200,6 +216,7 @@ fn release_freed_memory() {
 
 /// Holds a lock file beside an SQLite database for the server's lifetime: SQLite serves one
 /// server at a time, and a second one would mark the first one's runs and claims as its own.
+/// PostgreSQL takes no lock file: replicas share it, and the database keeps them apart.
 pub(crate) fn lock_database(url: &str) -> anyhow::Result<Option<std::fs::File>> {
     let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
         return Ok(None);
@@ -241,7 +258,8 @@ pub(crate) fn lock_database(url: &str) -> anyhow::Result<Option<std::fs::File>> 
     }
 }
 
-/// One scheduled firing: claim the slot, then run the job's current version.
+/// One scheduled firing: claim the slot (with its run), then run the job's current version.
+/// Every replica fires every slot; the one whose claim lands runs it.
 async fn fire(server: &Arc<Server>, firing: Firing) {
     // The timer's lateness, before any database work: what the schedule promised.
     let late_ms = (server.scheduler.now() - firing.due).num_milliseconds();
@@ -249,15 +267,16 @@ async fn fire(server: &Arc<Server>, firing: Firing) {
         Ok(job) => job,
         Err(e) => return tracing::warn!(job.id = %firing.job_id, error = %e, "fired job is gone"),
     };
-    match server.store.claim_firing(&job.id, firing.slot, Trigger::Schedule.as_str()).await {
-        Ok(true) => {}
-        Ok(false) => {
+    let trigger = Trigger::Schedule.as_str();
+    let run = match server.store.claim_slot(&job.id, firing.slot, trigger, None).await {
+        Ok(Some(run)) => run,
+        Ok(None) => {
             return tracing::debug!(job.id = %job.id, slot = %firing.slot, "slot already claimed");
         }
         Err(e) => return tracing::error!(job.id = %job.id, error = %e, "cannot claim the slot"),
-    }
-    tracing::info!(job.id = %job.id, slot = %firing.slot, late_ms, "job fired");
-    server.spawn_run(job, Trigger::Schedule, Some(firing.slot));
+    };
+    tracing::info!(job.id = %job.id, run.id = run.id, slot = %firing.slot, late_ms, "job fired");
+    server.spawn_run(job, run);
 }
 
 /// After downtime: a job that missed slots runs once (`catchUp: true`) or gets a `skipped`
@@ -278,41 +297,34 @@ async fn catch_up(server: &Arc<Server>) {
         let since = last.get(&job.id).copied().unwrap_or(job.created_at).max(job.created_at);
         let Some((slot, count)) = timing.missed(since, now) else { continue };
         let catch_up = job.schedule.catch_up;
-        let trigger = if catch_up { Trigger::CatchUp.as_str() } else { "missed" };
-        match server.store.claim_firing(&job.id, slot, trigger).await {
-            Ok(true) => {}
-            Ok(false) => continue,
+        let reason = (!catch_up).then(|| {
+            format!(
+                "missed {count} slot(s) while curator was down, latest {slot}; catchUp is false"
+            )
+        });
+        // Loaded before the claim: a claimed slot whose run cannot start would be lost.
+        let full = match server.store.job(&job.id).await {
+            Ok(full) => full,
+            Err(e) => {
+                tracing::error!(job.id = %job.id, error = %e, "cannot load the job to catch up");
+                continue;
+            }
+        };
+        let trigger = Trigger::CatchUp.as_str();
+        let run = match server.store.claim_slot(&job.id, slot, trigger, reason.as_deref()).await {
+            Ok(Some(run)) => run,
+            // Another replica caught up on it, or fired it, first.
+            Ok(None) => continue,
             Err(e) => {
                 tracing::error!(job.id = %job.id, error = %e, "cannot claim the missed slot");
                 continue;
             }
-        }
+        };
         if catch_up {
             tracing::info!(job.id = %job.id, missed = count, latest = %slot, "missed slots while down: running once to catch up");
-            match server.store.job(&job.id).await {
-                Ok(full) => server.spawn_run(full, Trigger::CatchUp, Some(slot)),
-                Err(e) => {
-                    tracing::error!(job.id = %job.id, error = %e, "cannot load the job to catch up")
-                }
-            }
+            server.spawn_run(full, run);
         } else {
-            let reason = format!(
-                "missed {count} slot(s) while curator was down, latest {slot}; catchUp is false"
-            );
             tracing::info!(job.id = %job.id, missed = count, latest = %slot, "missed slots while down: not catching up");
-            if let Err(e) = server
-                .store
-                .create_run(
-                    &job.id,
-                    Trigger::CatchUp.as_str(),
-                    "skipped",
-                    Some(slot),
-                    Some(&reason),
-                )
-                .await
-            {
-                tracing::error!(job.id = %job.id, error = %e, "cannot record the missed slots");
-            }
         }
     }
 }
@@ -432,9 +444,17 @@ async fn queue_loop(server: Arc<Server>, mut stop: tokio_watch::Receiver<bool>) 
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
+        match server.store.reap_expired_runs().await {
+            Ok(reaped) => log_reaped(&reaped, "the process running it stopped renewing its lease"),
+            Err(e) => tracing::error!(error = %e, "cannot sweep runs with expired leases"),
+        }
         loop {
             let claimed = match server.store.claim_queued_run().await {
-                Ok(Some(run)) => run,
+                Ok(Some(run)) if run.status == "running" => run,
+                Ok(Some(run)) => {
+                    tracing::warn!(job.id = %run.job_id, run.id = run.id, reason = OVERLAP_REASON, "queued run skipped");
+                    continue;
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the run queue");
