@@ -41,7 +41,11 @@ impl PgStore {
     /// migrator takes its own lock, so replicas that start together upgrade it once.
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
         let open_error = |source| StoreError::Open { url: redact_url(url), source };
-        let options = PgConnectOptions::from_str(url).map_err(open_error)?;
+        // Notices (`relation already exists, skipping` from the migrator) are not worth a log
+        // line at every start.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(open_error)?
+            .options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))

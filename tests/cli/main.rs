@@ -5,11 +5,16 @@
 
 mod catalog;
 mod reconcile;
+mod replicas;
 mod runs;
 mod schedule;
 mod serve;
 mod validate;
 mod watch;
+
+#[allow(dead_code)]
+#[path = "../support/testdb.rs"]
+mod testdb;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
