@@ -86,6 +86,10 @@ pub enum Command {
         /// Let the plan delete more than half of the jobs.
         #[arg(long)]
         allow_mass_delete: bool,
+        /// Apply the plan even though the database was last reconciled from a newer commit
+        /// (after the branch was deliberately moved back).
+        #[arg(long)]
+        allow_older_commit: bool,
     },
     /// Run the server: watcher, scheduler, workers and HTTP.
     Serve,
@@ -212,8 +216,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         command => {
             let config = Config::load(cli.config.as_deref(), &overrides)?;
             match command {
-                Command::Reconcile { dry_run, output, allow_empty, allow_mass_delete } => {
-                    let options = Options { dry_run, allow_empty, allow_mass_delete, now: None };
+                Command::Reconcile {
+                    dry_run,
+                    output,
+                    allow_empty,
+                    allow_mass_delete,
+                    allow_older_commit,
+                } => {
+                    let options = Options {
+                        dry_run,
+                        allow_empty,
+                        allow_mass_delete,
+                        allow_older_commit,
+                        now: None,
+                    };
                     reconcile_cmd(&config, options, output).await
                 }
                 Command::Serve => crate::serve::serve(config).await.map(|()| Exit::Ok),

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 
 use crate::config::Config;
 use crate::provider::Registry;
-use crate::reconcile::{self, Options};
+use crate::reconcile::{self, Guard, Options};
 use crate::run::{Runner, Trigger};
 use crate::schedule::scheduler::{Firing, Scheduler};
 use crate::schedule::{SystemClock, Timing};
@@ -357,7 +357,10 @@ async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
             "drift: a job row changed outside curator was put back"
         );
     }
-    if let Some(reason) = &plan.refused {
+    if let Some(reason) = plan.refused.as_ref().filter(|r| r.guard == Guard::OlderCommit) {
+        // Another replica pulled first; this one applies once its checkout catches up.
+        tracing::warn!(reason = %reason, "reconcile held back: the database has newer jobs");
+    } else if let Some(reason) = &plan.refused {
         tracing::error!(reason = %reason, "reconcile refused: nothing applied");
     } else if let Some(error) = &plan.directory_error {
         tracing::error!(error = %error, "the jobs directory cannot be read");

@@ -69,10 +69,27 @@ fn three_replicas_on_one_database_fire_every_slot_exactly_once() {
 
     // Given three replicas watching the same jobs.d/, for about fifteen seconds.
     let mut replicas: Vec<Server> = (0..3).map(|_| Server::start(&sandbox)).collect();
-    std::thread::sleep(Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(5));
+    // A new file wakes all three watchers at once: their passes queue on the database's lock,
+    // and only the first has anything to write.
+    sandbox.write("jobs.d/extra.yaml", JOB);
+    std::thread::sleep(Duration::from_secs(10));
     for replica in &mut replicas {
         stop(replica);
     }
+
+    // The replicas' passes converged: the new job was created once, nothing flapped.
+    let passes: Vec<String> = replicas
+        .iter_mut()
+        .flat_map(|r| r.log().to_vec())
+        .filter(|l| l.contains(" reconciled "))
+        .collect();
+    let created = passes.iter().filter(|l| l.contains("created=1 updated=0 deleted=0")).count();
+    let idle = passes.iter().filter(|l| l.contains("created=0 updated=0 deleted=0")).count();
+    assert_eq!((created, idle + created), (1, passes.len()), "{passes:#?}");
+    assert!(passes.len() >= 6, "each replica passed at start and on the new file: {passes:#?}");
+    let extra = rows(&runtime, &db, "SELECT id FROM jobs WHERE id = 'extra'");
+    assert_eq!(extra.len(), 1);
 
     // Then each claimed slot has exactly one run, and each run of a tick job has its claim.
     let per_slot = rows(
