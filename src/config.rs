@@ -35,6 +35,9 @@ pub struct Config {
     /// How long a run stays held by the process running it between renewals (renewed every
     /// third of it): when that process dies, another takes the run over this long after.
     pub run_lease: std::time::Duration,
+    /// How many queued runs (Run now, continuations) this process runs at once; scheduled
+    /// firings start when due whatever the count.
+    pub workers: usize,
 }
 
 /// How much run history is kept per job; pruning never touches the catalog.
@@ -76,6 +79,7 @@ impl fmt::Debug for Config {
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .field("retention", &self.retention)
             .field("run_lease", &self.run_lease)
+            .field("workers", &self.workers)
             .field(
                 "webhooks",
                 &self.webhooks.iter().map(|w| redact_url(&w.url)).collect::<Vec<_>>(),
@@ -145,6 +149,7 @@ struct ConfigFile {
     #[serde(default)]
     webhooks: Vec<crate::webhook::WebhookConfig>,
     run_lease: Option<String>,
+    workers: Option<usize>,
 }
 
 /// A config that cannot be used; the message names the file, position and value.
@@ -262,6 +267,9 @@ impl Config {
                 ));
             }
         }
+        if file.workers == Some(0) {
+            return Err(ConfigError::at(&origin, at("/workers"), "`workers` must be at least 1"));
+        }
         if file.retention.max_runs == 0 {
             let pos = at("/retention/maxRuns");
             return Err(ConfigError::at(&origin, pos, "`retention.maxRuns` must be at least 1"));
@@ -286,6 +294,7 @@ impl Config {
             retention: file.retention,
             webhooks: file.webhooks,
             run_lease,
+            workers: file.workers.unwrap_or(4),
         })
     }
 
@@ -466,6 +475,7 @@ mod tests {
     fn every_config_error_names_its_line_and_column() {
         let cases = [
             ("runLease: soon\n", "curator.yaml:1:11", "`runLease`: `soon` is not a duration"),
+            ("workers: 0\n", "curator.yaml:1:10", "`workers` must be at least 1"),
             ("listn: x\n", "curator.yaml:1:1", "unknown field `listn`"),
             ("timezone: Mars/Base\n", "curator.yaml:1:11", "`Mars/Base` is not an IANA time zone"),
             ("providers:\n  - name: a\n    kind: directory\n", "curator.yaml:2:5", "has no `path`"),

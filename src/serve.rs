@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::routing::get;
 use serde_json::json;
-use tokio::sync::{mpsc, watch as tokio_watch};
+use tokio::sync::{Notify, mpsc, watch as tokio_watch};
 
 use crate::config::Config;
 use crate::provider::Registry;
@@ -41,6 +41,11 @@ struct Server {
     notifier: Notifier,
     /// Runs started by this process and not yet ended.
     in_flight: AtomicUsize,
+    /// Runs taken from the queue and not yet ended, at most `config.workers`: a replica takes
+    /// only what it can run, and leaves the rest of the queue to the others.
+    queue_workers: AtomicUsize,
+    /// Woken when a queue worker is free again, so the next queued run starts at once.
+    worker_freed: Notify,
 }
 
 impl Server {
@@ -102,6 +107,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         scheduler,
         notifier,
         in_flight: AtomicUsize::new(0),
+        queue_workers: AtomicUsize::new(0),
+        worker_freed: Notify::new(),
     });
     let (stop_tx, stop_rx) = tokio_watch::channel(false);
 
@@ -443,15 +450,20 @@ fn dir_identity(dir: &std::path::Path) -> Option<u64> {
 async fn queue_loop(server: Arc<Server>, mut stop: tokio_watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(QUEUE_POLL_EVERY);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
+        let sweep = tokio::select! {
+            _ = tick.tick() => true,
+            _ = server.worker_freed.notified() => false,
             _ = stop.changed() => return,
+        };
+        if sweep {
+            match server.store.reap_expired_runs().await {
+                Ok(reaped) => {
+                    log_reaped(&reaped, "the process running it stopped renewing its lease")
+                }
+                Err(e) => tracing::error!(error = %e, "cannot sweep runs with expired leases"),
+            }
         }
-        match server.store.reap_expired_runs().await {
-            Ok(reaped) => log_reaped(&reaped, "the process running it stopped renewing its lease"),
-            Err(e) => tracing::error!(error = %e, "cannot sweep runs with expired leases"),
-        }
-        loop {
+        while server.queue_workers.load(Ordering::SeqCst) < server.config.workers {
             let claimed = match server.store.claim_queued_run().await {
                 Ok(Some(run)) if run.status == "running" => run,
                 Ok(Some(run)) => {
@@ -477,11 +489,14 @@ async fn queue_loop(server: Arc<Server>, mut stop: tokio_watch::Receiver<bool>) 
             };
             let worker = server.clone();
             worker.in_flight.fetch_add(1, Ordering::SeqCst);
+            worker.queue_workers.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 if let Err(e) = worker.runner.run_claimed(&job, claimed.id).await {
                     tracing::error!(job.id = %job.id, error = %e, "queued run could not be recorded");
                 }
+                worker.queue_workers.fetch_sub(1, Ordering::SeqCst);
                 worker.in_flight.fetch_sub(1, Ordering::SeqCst);
+                worker.worker_freed.notify_one();
             });
         }
     }
