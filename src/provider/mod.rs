@@ -65,6 +65,58 @@ pub enum ProviderError {
     Unavailable { provider: String, reason: String },
     #[error("provider `{provider}` sent an invalid answer to `{method}`: {reason}")]
     Protocol { provider: String, method: String, reason: String },
+    /// The service could not be reached or failed on its side (a refused connection, HTTP 5xx).
+    #[error("provider `{provider}` could not be reached: {reason}")]
+    Unreachable { provider: String, reason: String },
+}
+
+/// JSON-RPC codes a plugin uses for failures on its side that may pass: internal error and
+/// upstream API error.
+const TRANSIENT_RPC_CODES: [i64; 2] = [-32603, -32004];
+
+impl ProviderError {
+    /// Whether the same call may succeed if tried again soon: a timeout, a plugin that died and
+    /// is being restarted, a service that is down or failing on its side. A missing entry, an
+    /// answer that does not parse and a refused request are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProviderError::Timeout { .. }
+            | ProviderError::Unavailable { .. }
+            | ProviderError::Unreachable { .. } => true,
+            ProviderError::Rpc { code, .. } => TRANSIENT_RPC_CODES.contains(code),
+            ProviderError::NotFound { .. }
+            | ProviderError::RateLimited { .. }
+            | ProviderError::Protocol { .. } => false,
+        }
+    }
+}
+
+/// What an entry without an ID for the provider looks like to the provider's match call
+/// (`metadata/series/match`, `metadata/book/match`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchQuery {
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub year: Option<i64>,
+    /// The first author, for series; books send every author.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authors: Vec<String>,
+    /// Books only: matched by ISBN first when the entry has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isbn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
+}
+
+/// A provider's best candidate for an entry, with how sure it is.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchCandidate {
+    pub external_id: String,
+    pub title: String,
+    /// From 0 to 1; an ID is attached only at or above the provider's `matchThreshold`.
+    pub confidence: f64,
 }
 
 /// A configured, started provider.
@@ -98,6 +150,18 @@ impl Provider {
         match self {
             Provider::Directory(p) => p.get(kind, external_id).await,
             Provider::Plugin(p) => p.get(kind, external_id).await,
+        }
+    }
+
+    /// The provider's best candidate for an entry that has no ID for it yet.
+    pub async fn match_entry(
+        &self,
+        kind: EntityKind,
+        query: &MatchQuery,
+    ) -> Result<Option<MatchCandidate>, ProviderError> {
+        match self {
+            Provider::Directory(p) => p.match_entry(kind, query).await,
+            Provider::Plugin(p) => p.match_entry(kind, query).await,
         }
     }
 
@@ -173,6 +237,12 @@ impl Registry {
     pub fn permissions(&self, name: &str) -> crate::catalog::fields::Permissions {
         let list = self.configs.iter().find(|c| c.name == name).map(|c| c.permissions.as_slice());
         crate::catalog::fields::Permissions::new(list.unwrap_or_default())
+    }
+
+    /// The lowest confidence at which a match from the provider attaches its ID.
+    pub fn match_threshold(&self, name: &str) -> f64 {
+        let config = self.configs.iter().find(|c| c.name == name);
+        config.map_or(crate::config::MATCH_THRESHOLD, |c| c.match_threshold)
     }
 
     /// Stops every started provider.

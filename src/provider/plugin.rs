@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{Capabilities, EntityKind, Metadata, ProviderError};
+use super::{Capabilities, EntityKind, MatchCandidate, MatchQuery, Metadata, ProviderError};
 
 /// Longest line accepted on a plugin's stdout; a longer one means the plugin is broken.
 const MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -230,6 +230,38 @@ impl PluginProvider {
         }
     }
 
+    /// Asks the plugin for its best candidate (`metadata/series/match`, `metadata/book/match`).
+    /// The protocol's answer is `{match: SearchResult | null, confidence, alternatives?}`; a bare
+    /// `SearchResult` or `null`, which older hosts expected, is read too, a bare result taking its
+    /// `relevanceScore` as the confidence (0 when absent, so it never attaches by itself).
+    pub async fn match_entry(
+        &self,
+        kind: EntityKind,
+        query: &MatchQuery,
+    ) -> Result<Option<MatchCandidate>, ProviderError> {
+        let method = match kind {
+            EntityKind::Series => "metadata/series/match",
+            EntityKind::Book => "metadata/book/match",
+        };
+        let mut params = serde_json::to_value(query).expect("a match query serialises");
+        if kind == EntityKind::Series {
+            // The series call takes one `author`; the book call takes the `authors` list.
+            let first = query.authors.first().cloned();
+            let object = params.as_object_mut().expect("a match query is an object");
+            object.remove("authors");
+            object.remove("isbn");
+            if let Some(author) = first {
+                object.insert("author".into(), Value::String(author));
+            }
+        }
+        let answer = match self.call(method, Some(params)).await? {
+            Ok(answer) => answer,
+            Err(error) if error.code == NOT_FOUND => return Ok(None),
+            Err(error) => return Err(self.rpc_error(method, error)),
+        };
+        read_match(&answer).map_err(|reason| self.protocol_error(method, reason))
+    }
+
     /// Checks that the plugin answers: `ping` must return `"pong"`.
     pub async fn ping(&self) -> Result<(), ProviderError> {
         match self.call("ping", None).await? {
@@ -380,12 +412,55 @@ fn rpc_error(provider: &str, method: &str, error: RpcError) -> ProviderError {
     }
 }
 
+/// Reads a match answer in either of the shapes described at [`PluginProvider::match_entry`].
+fn read_match(answer: &Value) -> Result<Option<MatchCandidate>, String> {
+    let candidate = |result: &Value, confidence: f64| -> Result<MatchCandidate, String> {
+        let external_id = match result.get("externalId") {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err("the match has no `externalId`".into()),
+        };
+        let title = result.get("title").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if !(0.0..=1.0).contains(&confidence) {
+            return Err(format!("confidence `{confidence}` is outside 0 to 1"));
+        }
+        Ok(MatchCandidate { external_id, title, confidence })
+    };
+    match answer {
+        Value::Null => Ok(None),
+        Value::Object(object) if object.contains_key("match") => {
+            let confidence = match object.get("confidence") {
+                Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+                None | Some(Value::Null) => 0.0,
+                Some(other) => return Err(format!("`confidence` is `{other}`, not a number")),
+            };
+            match &object["match"] {
+                Value::Null => Ok(None),
+                result @ Value::Object(_) => candidate(result, confidence).map(Some),
+                other => Err(format!("`match` is {}, not an object or null", json_type(other))),
+            }
+        }
+        Value::Object(object) => {
+            let score = object.get("relevanceScore").and_then(Value::as_f64).unwrap_or(0.0);
+            candidate(answer, score).map(Some)
+        }
+        other => Err(format!("expected an object or null, got {}", json_type(other))),
+    }
+}
+
 /// Spawns the process and runs `initialize` on it. The caller bounds it in time; dropping the
 /// future kills the process.
 async fn launch(config: &PluginConfig) -> Result<(Arc<Connection>, Manifest), ProviderError> {
     let connection = Connection::spawn(config)?;
 
-    let params = json!({ "adminConfig": config.settings, "logLevel": "info" });
+    // The settings go out as `adminConfig` and, for plugins written against older hosts, as the
+    // merged `config`; curator has no per-user settings.
+    let params = json!({
+        "config": config.settings,
+        "adminConfig": config.settings,
+        "userConfig": {},
+        "logLevel": "info",
+    });
     let invalid = |reason| ProviderError::Protocol {
         provider: config.name.clone(),
         method: "initialize".to_owned(),
@@ -466,6 +541,7 @@ impl Connection {
         tokio::spawn(supervise(
             child,
             stdout,
+            requests.clone(),
             Arc::clone(&pending),
             kill_requested,
             ended_tx,
@@ -552,12 +628,13 @@ async fn write_requests(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceive
 async fn supervise(
     mut child: Child,
     stdout: ChildStdout,
+    replies: mpsc::UnboundedSender<Vec<u8>>,
     pending: Arc<Mutex<Pending>>,
     mut kill: oneshot::Receiver<()>,
     ended: watch::Sender<bool>,
     provider: String,
 ) {
-    let responses = read_responses(stdout, Arc::clone(&pending), provider.clone());
+    let responses = read_responses(stdout, replies, Arc::clone(&pending), provider.clone());
     tokio::pin!(responses);
 
     let (failure, expected) = tokio::select! {
@@ -617,6 +694,7 @@ fn exit_reason(status: io::Result<ExitStatus>) -> String {
 /// (`Err` with the reason).
 async fn read_responses(
     stdout: ChildStdout,
+    replies: mpsc::UnboundedSender<Vec<u8>>,
     pending: Arc<Mutex<Pending>>,
     provider: String,
 ) -> Result<(), String> {
@@ -630,12 +708,23 @@ async fn read_responses(
             }
             Err(error) => return Err(format!("reading its stdout failed: {error}")),
             Ok(LineEnd::Line) if line.trim_ascii().is_empty() => {}
-            Ok(LineEnd::Line) => route(&line, &pending, &provider),
+            Ok(LineEnd::Line) => route(&line, &replies, &pending, &provider),
         }
     }
 }
 
-fn route(line: &[u8], pending: &Mutex<Pending>, provider: &str) {
+fn route(
+    line: &[u8],
+    replies: &mpsc::UnboundedSender<Vec<u8>>,
+    pending: &Mutex<Pending>,
+    provider: &str,
+) {
+    if let Some(reply) = refuse_reverse_call(line) {
+        // The plugin waits for this answer: without it, it would hang until its own timeout.
+        debug!(provider, "refused a call from the plugin to the host");
+        let _ = replies.send(reply);
+        return;
+    }
     let (id, answer) = match parse_response(line) {
         Ok(response) => response,
         Err(why) => {
@@ -653,14 +742,29 @@ fn route(line: &[u8], pending: &Mutex<Pending>, provider: &str) {
     }
 }
 
+/// The answer to a request the plugin makes of the host (`storage/*`, `releases/*`, tagged with
+/// `parentRequestId`): error -32601, since curator offers plugins no host services. `None` when
+/// the line is not a request.
+fn refuse_reverse_call(line: &[u8]) -> Option<Vec<u8>> {
+    let message: serde_json::Map<String, Value> = serde_json::from_slice(line).ok()?;
+    let method = message.get("method")?.as_str()?;
+    let id = message.get("id").filter(|id| !id.is_null())?;
+    let error = json!({
+        "code": -32601,
+        "message": format!("Method not found: {method} (curator offers plugins no host methods)"),
+    });
+    let mut reply = json!({ "jsonrpc": "2.0", "id": id, "error": error }).to_string().into_bytes();
+    reply.push(b'\n');
+    Some(reply)
+}
+
 /// Reads a line as a JSON-RPC response: its `id` and either its answer or why that answer is
 /// invalid. `Err` when the line is not a response at all.
 fn parse_response(line: &[u8]) -> Result<(u64, Result<Answer, String>), &'static str> {
     let Ok(Value::Object(mut message)) = serde_json::from_slice::<Value>(line) else {
         return Err("not a JSON object");
     };
-    // Reverse calls (`storage/*`, `releases/*`) are not served: a plugin that makes one waits
-    // for its own timeout.
+    // Reverse calls are answered by `refuse_reverse_call`; a notification is dropped.
     if message.contains_key("method") {
         return Err("a request or notification, which curator does not serve");
     }
@@ -775,12 +879,32 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    // The echo plugin is built by `cargo test`; `cargo test --lib` alone may find an old one:
+    // build it with `cargo build --example echo-plugin`.
     use std::path::Path;
     use std::time::Duration;
 
     use tokio::task::JoinSet;
 
     use super::*;
+
+    #[test]
+    fn reads_both_shapes_of_a_match_answer() {
+        let sdk = json!({"match": {"externalId": "30002", "title": "Berserk"}, "confidence": 0.92});
+        let found = read_match(&sdk).unwrap().unwrap();
+        assert_eq!((found.external_id.as_str(), found.confidence), ("30002", 0.92));
+        assert_eq!(read_match(&json!({"match": null, "confidence": 0.1})).unwrap(), None);
+        assert_eq!(read_match(&Value::Null).unwrap(), None);
+        let bare = json!({"externalId": 7, "title": "X", "relevanceScore": 0.5});
+        assert_eq!(read_match(&bare).unwrap().unwrap().external_id, "7");
+        let unsure = read_match(&json!({"externalId": "7", "title": "X"})).unwrap().unwrap();
+        assert_eq!(unsure.confidence, 0.0, "a bare result without a score is never attached");
+        let bad = read_match(&json!({"match": {"title": "X"}, "confidence": 1})).unwrap_err();
+        assert_eq!(bad, "the match has no `externalId`");
+        let range =
+            read_match(&json!({"match": {"externalId": "1"}, "confidence": 7})).unwrap_err();
+        assert_eq!(range, "confidence `7` is outside 0 to 1");
+    }
 
     /// The `echo-plugin` example, which `cargo test` builds next to the test binaries.
     fn echo_plugin() -> String {
@@ -849,6 +973,19 @@ mod tests {
         assert_eq!(book["externalId"], "b-1");
         assert_eq!(book["title"], "Echo book b-1");
         assert_eq!(book["pageCount"], 200);
+        plugin.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_call_from_the_plugin_to_the_host_is_refused_at_once() {
+        let plugin = start_echo(Duration::from_secs(3)).await;
+        let series = plugin.get(EntityKind::Series, "storage").await.expect("an answer in time");
+        let host_said: Value = serde_json::from_str(series["summary"].as_str().unwrap()).unwrap();
+        assert_eq!(host_said["error"]["code"], -32601, "{host_said}");
+        assert_eq!(
+            host_said["error"]["message"],
+            "Method not found: storage/get (curator offers plugins no host methods)"
+        );
         plugin.shutdown().await;
     }
 

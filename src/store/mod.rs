@@ -160,14 +160,15 @@ dispatch! {
     fn library_ids(&self) -> HashSet<String>;
     /// A library's series or books, each with this provider's external ID and sync time.
     fn entries(&self, library: &str, kind: EntityKind, provider: &str) -> Vec<Entry>;
-    /// Applies one entry's result atomically with its record; fails with `RunLost` once the
-    /// run is no longer this process's.
+    /// Applies one entry's result atomically with its record (and the provider's ID a match
+    /// found, in `attach`); fails with `RunLost` once the run is no longer this process's.
     fn write_entry(
         &self,
         run_id: i64,
         seq: i64,
         entry: &Entry,
         provider: &str,
+        attach: Option<&str>,
         synced: Option<DateTime<Utc>>,
         result: &EntryResult
     ) -> ();
@@ -231,6 +232,19 @@ dispatch! {
     /// Marks runs held by a process of this host that is gone `interrupted`, queueing the
     /// rest of scheduled ones.
     fn interrupt_orphaned_runs(&self) -> Vec<Reaped>;
+    /// Stores what a plugin's manifest said at its latest start.
+    fn save_manifest(
+        &self,
+        name: &str,
+        capabilities: crate::provider::Capabilities,
+        manifest: &Value
+    ) -> ();
+    /// Each plugin's capabilities as its manifest last gave them.
+    fn manifests(&self) -> crate::validate::Manifests;
+    /// Cancels a run: a queued one at once, a running one by a request its holder acts on.
+    fn request_cancel(&self, id: i64) -> CancelOutcome;
+    /// Whether someone asked to cancel the run.
+    fn cancel_requested(&self, id: i64) -> bool;
     /// One run.
     fn run(&self, id: i64) -> RunRow;
     /// The newest runs, optionally of one job.
@@ -264,6 +278,14 @@ impl ReconcileTx {
         match self {
             ReconcileTx::Sqlite(tx) => tx.library_ids().await,
             ReconcileTx::Postgres(tx) => tx.library_ids().await,
+        }
+    }
+
+    /// Each plugin's capabilities as its manifest last gave them.
+    pub async fn manifests(&mut self) -> Result<crate::validate::Manifests, StoreError> {
+        match self {
+            ReconcileTx::Sqlite(tx) => tx.manifests().await,
+            ReconcileTx::Postgres(tx) => tx.manifests().await,
         }
     }
 
@@ -572,6 +594,18 @@ pub struct RunRow {
     pub resumes: Option<i64>,
     /// 1 for a first run, one more for each continuation.
     pub attempt: i64,
+}
+
+/// What a cancel request did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "outcome", content = "status")]
+pub enum CancelOutcome {
+    /// The run was queued and is now `cancelled`.
+    Cancelled,
+    /// The run is going; it stops making provider calls and ends `cancelled`.
+    Requested,
+    /// The run had already ended, with this status.
+    AlreadyEnded(String),
 }
 
 /// Whether an import overwrites what the database holds.

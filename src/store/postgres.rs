@@ -13,9 +13,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row, Transaction};
 
 use super::{
-    DEFAULT_RUN_LEASE, Entry, EntryResult, FileRecord, GitState, ImportCounts, ImportMode,
-    JobChanges, JobIndex, JobRow, JobWrite, OVERLAP_REASON, Reaped, RowScope, RunRow, ScheduleRow,
-    StoreError, StoredSummary, continues, entity_kind, is_orphan, process_owner, redact_url,
+    CancelOutcome, DEFAULT_RUN_LEASE, Entry, EntryResult, FileRecord, GitState, ImportCounts,
+    ImportMode, JobChanges, JobIndex, JobRow, JobWrite, OVERLAP_REASON, Reaped, RowScope, RunRow,
+    ScheduleRow, StoreError, StoredSummary, continues, entity_kind, is_orphan, process_owner,
+    redact_url,
 };
 use crate::catalog::file::{BookDef, CatalogFile, ExternalIdDef, LibraryDef, SeriesDef};
 use crate::provider::EntityKind;
@@ -278,11 +279,32 @@ impl PgStore {
         seq: i64,
         entry: &Entry,
         provider: &str,
+        attach: Option<&str>,
         synced: Option<DateTime<Utc>>,
         result: &EntryResult,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         hold(&mut tx, run_id).await?;
+        if let Some(external_id) = attach {
+            let sql = match entry.kind {
+                EntityKind::Series => {
+                    "INSERT INTO series_external_ids (series_id, provider, external_id)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (series_id, provider) DO UPDATE SET external_id = EXCLUDED.external_id"
+                }
+                EntityKind::Book => {
+                    "INSERT INTO book_external_ids (book_id, provider, external_id)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (book_id, provider) DO UPDATE SET external_id = EXCLUDED.external_id"
+                }
+            };
+            sqlx::query(sql)
+                .bind(entry.row_id)
+                .bind(provider)
+                .bind(external_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if !result.changes.is_empty() {
             let update = match entry.kind {
                 EntityKind::Series => "UPDATE series SET metadata = metadata || $1 WHERE id = $2",
@@ -650,6 +672,78 @@ impl PgStore {
         Ok(reaped)
     }
 
+    pub async fn save_manifest(
+        &self,
+        name: &str,
+        capabilities: crate::provider::Capabilities,
+        manifest: &Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO provider_manifests (name, series, book, manifest, seen_at)
+             VALUES ($1, $2, $3, $4, clock_timestamp())
+             ON CONFLICT (name) DO UPDATE SET series = EXCLUDED.series, book = EXCLUDED.book,
+                 manifest = EXCLUDED.manifest, seen_at = EXCLUDED.seen_at",
+        )
+        .bind(name)
+        .bind(capabilities.series)
+        .bind(capabilities.book)
+        .bind(manifest)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn manifests(&self) -> Result<crate::validate::Manifests, StoreError> {
+        manifests(&self.pool).await
+    }
+
+    /// The run's row is locked while its status is read, so a claim or a sweep in another
+    /// replica cannot change it in between.
+    pub async fn request_cancel(&self, id: i64) -> Result<CancelOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let status: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: "run", id: id.to_string() })?;
+        let outcome = match status.as_str() {
+            "queued" => {
+                sqlx::query(
+                    "UPDATE runs SET status = 'cancelled', finished_at = clock_timestamp(),
+                                     cancel_requested_at = clock_timestamp(),
+                                     error = 'cancelled before it started'
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                CancelOutcome::Cancelled
+            }
+            "running" => {
+                sqlx::query(
+                    "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, clock_timestamp())
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                CancelOutcome::Requested
+            }
+            _ => CancelOutcome::AlreadyEnded(status),
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    pub async fn cancel_requested(&self, id: i64) -> Result<bool, StoreError> {
+        let at: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT cancel_requested_at FROM runs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.flatten().is_some())
+    }
+
     pub async fn run(&self, id: i64) -> Result<RunRow, StoreError> {
         let row = sqlx::query("SELECT * FROM runs WHERE id = $1")
             .bind(id)
@@ -715,6 +809,10 @@ impl ReconcileTx {
     pub async fn library_ids(&mut self) -> Result<HashSet<String>, StoreError> {
         let rows = sqlx::query("SELECT id FROM libraries").fetch_all(&mut *self.tx).await?;
         Ok(rows.into_iter().map(|r| r.get("id")).collect())
+    }
+
+    pub async fn manifests(&mut self) -> Result<crate::validate::Manifests, StoreError> {
+        manifests(&mut *self.tx).await
     }
 
     pub async fn index(&mut self) -> Result<JobIndex, StoreError> {
@@ -866,6 +964,22 @@ impl ReconcileTx {
     }
 }
 
+async fn manifests<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+) -> Result<crate::validate::Manifests, StoreError> {
+    let rows = sqlx::query("SELECT name, series, book FROM provider_manifests")
+        .fetch_all(executor)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let capabilities =
+                crate::provider::Capabilities { series: row.get("series"), book: row.get("book") };
+            (row.get("name"), capabilities)
+        })
+        .collect())
+}
+
 async fn upsert_jobs(
     tx: &mut Tx,
     jobs: &[&JobWrite],
@@ -1001,7 +1115,7 @@ async fn interrupt(tx: &mut Tx, ids: &[i64], reason: &str) -> Result<Vec<Reaped>
         let row = sqlx::query(
             "UPDATE runs SET status = 'interrupted', finished_at = clock_timestamp(), error = $1
              WHERE id = $2 AND status = 'running'
-             RETURNING job_id, trigger, slot, owner, attempt",
+             RETURNING job_id, trigger, slot, owner, attempt, cancel_requested_at IS NOT NULL AS cancelled",
         )
         .bind(reason)
         .bind(id)
@@ -1010,7 +1124,9 @@ async fn interrupt(tx: &mut Tx, ids: &[i64], reason: &str) -> Result<Vec<Reaped>
         let Some(row) = row else { continue };
         let (job_id, trigger): (String, String) = (row.get("job_id"), row.get("trigger"));
         let attempt: i32 = row.get("attempt");
-        let continuation = if continues(&trigger, i64::from(attempt)) {
+        // A run someone asked to cancel is not handed on.
+        let cancelled: bool = row.get("cancelled");
+        let continuation = if continues(&trigger, i64::from(attempt)) && !cancelled {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO runs (job_id, trigger, status, slot, queued_at, resumes, attempt)
                  VALUES ($1, $2, 'queued', $3, clock_timestamp(), $4, $5) RETURNING id",

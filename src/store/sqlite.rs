@@ -13,10 +13,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool, Transaction};
 
 use super::{
-    Change, DEFAULT_RUN_LEASE, Entry, EntryResult, FileRecord, GitState, ImportCounts, ImportMode,
-    JobChanges, JobIndex, JobRow, JobWrite, OVERLAP_REASON, Reaped, RowScope, RunRow, ScheduleRow,
-    StoreError, StoredSummary, continues, entity_kind, is_orphan, parse_timestamp, process_owner,
-    redact_url, timestamp,
+    CancelOutcome, Change, DEFAULT_RUN_LEASE, Entry, EntryResult, FileRecord, GitState,
+    ImportCounts, ImportMode, JobChanges, JobIndex, JobRow, JobWrite, OVERLAP_REASON, Reaped,
+    RowScope, RunRow, ScheduleRow, StoreError, StoredSummary, continues, entity_kind, is_orphan,
+    parse_timestamp, process_owner, redact_url, timestamp,
 };
 use crate::catalog::file::{BookDef, CatalogFile, ExternalIdDef, LibraryDef, SeriesDef};
 use crate::provider::EntityKind;
@@ -293,17 +293,42 @@ impl SqliteStore {
     /// Applies one entry's result atomically: its changed fields, the provider's
     /// `last_synced_at` when `synced` is set, and the run's record of the entry. Values are
     /// merged into the row as it is now, so a concurrent write to another field is kept.
+    ///
+    /// `attach` is the provider's ID for an entry that had none (a confident match): it is
+    /// stored in the same transaction, so an entry never keeps an ID without its fields.
+    #[allow(clippy::too_many_arguments)]
     pub async fn write_entry(
         &self,
         run_id: i64,
         seq: i64,
         entry: &Entry,
         provider: &str,
+        attach: Option<&str>,
         synced: Option<DateTime<Utc>>,
         result: &EntryResult,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         hold(&mut tx, run_id).await?;
+        if let Some(external_id) = attach {
+            let sql = match entry.kind {
+                EntityKind::Series => {
+                    "INSERT INTO series_external_ids (series_id, provider, external_id)
+                     VALUES (?, ?, ?)
+                     ON CONFLICT (series_id, provider) DO UPDATE SET external_id = excluded.external_id"
+                }
+                EntityKind::Book => {
+                    "INSERT INTO book_external_ids (book_id, provider, external_id)
+                     VALUES (?, ?, ?)
+                     ON CONFLICT (book_id, provider) DO UPDATE SET external_id = excluded.external_id"
+                }
+            };
+            sqlx::query(sql)
+                .bind(entry.row_id)
+                .bind(provider)
+                .bind(external_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if !result.changes.is_empty() {
             let (select, update) = match entry.kind {
                 EntityKind::Series => (
@@ -652,6 +677,87 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Stores what a plugin's manifest said at its latest start.
+    pub async fn save_manifest(
+        &self,
+        name: &str,
+        capabilities: crate::provider::Capabilities,
+        manifest: &Value,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO provider_manifests (name, series, book, manifest, seen_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET series = excluded.series, book = excluded.book,
+                 manifest = excluded.manifest, seen_at = excluded.seen_at",
+        )
+        .bind(name)
+        .bind(capabilities.series)
+        .bind(capabilities.book)
+        .bind(manifest.to_string())
+        .bind(timestamp(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Each plugin's capabilities as its manifest last gave them.
+    pub async fn manifests(&self) -> Result<crate::validate::Manifests, StoreError> {
+        manifests(&self.pool).await
+    }
+
+    /// Cancels a run: a queued run ends `cancelled` at once; a running one gets a cancel
+    /// request that the process running it acts on. A run that already ended is left as it is.
+    pub async fn request_cancel(&self, id: i64) -> Result<CancelOutcome, StoreError> {
+        let mut tx = self.write().await?;
+        let now = timestamp(Utc::now());
+        let status: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: "run", id: id.to_string() })?;
+        let outcome = match status.as_str() {
+            "queued" => {
+                sqlx::query(
+                    "UPDATE runs SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?,
+                                     error = 'cancelled before it started'
+                     WHERE id = ?",
+                )
+                .bind(&now)
+                .bind(&now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                CancelOutcome::Cancelled
+            }
+            "running" => {
+                sqlx::query(
+                    "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, ?)
+                     WHERE id = ?",
+                )
+                .bind(&now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                CancelOutcome::Requested
+            }
+            _ => CancelOutcome::AlreadyEnded(status),
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Whether someone asked to cancel the run.
+    pub async fn cancel_requested(&self, id: i64) -> Result<bool, StoreError> {
+        let at: Option<Option<String>> =
+            sqlx::query_scalar("SELECT cancel_requested_at FROM runs WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.flatten().is_some())
+    }
+
     /// Deletes a job's runs beyond the newest `keep` and any older than `max_age`, with their
     /// entries. Runs still going are never pruned.
     pub async fn prune_runs(
@@ -773,6 +879,22 @@ impl SqliteStore {
     }
 }
 
+async fn manifests<'e, E: sqlx::SqliteExecutor<'e>>(
+    executor: E,
+) -> Result<crate::validate::Manifests, StoreError> {
+    let rows = sqlx::query("SELECT name, series, book FROM provider_manifests")
+        .fetch_all(executor)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let capabilities =
+                crate::provider::Capabilities { series: row.get("series"), book: row.get("book") };
+            (row.get("name"), capabilities)
+        })
+        .collect())
+}
+
 /// One reconcile pass's transaction on SQLite; dropped without `apply`, it rolls back.
 pub struct ReconcileTx {
     tx: Tx,
@@ -785,6 +907,10 @@ impl ReconcileTx {
     pub async fn library_ids(&mut self) -> Result<HashSet<String>, StoreError> {
         let rows = sqlx::query("SELECT id FROM libraries").fetch_all(&mut *self.tx).await?;
         Ok(rows.into_iter().map(|r| r.get("id")).collect())
+    }
+
+    pub async fn manifests(&mut self) -> Result<crate::validate::Manifests, StoreError> {
+        manifests(&mut *self.tx).await
     }
 
     /// The index comes back as one JSON value: 10,000 rows through the driver one at a time
@@ -1081,7 +1207,8 @@ async fn interrupt(tx: &mut Tx, ids: &[i64], reason: &str) -> Result<Vec<Reaped>
         let row = sqlx::query(
             "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?
              WHERE id = ? AND status = 'running'
-             RETURNING job_id, trigger, slot, owner, attempt",
+             RETURNING job_id, trigger, slot, owner, attempt,
+                       cancel_requested_at IS NOT NULL AS cancelled",
         )
         .bind(timestamp(Utc::now()))
         .bind(reason)
@@ -1091,7 +1218,9 @@ async fn interrupt(tx: &mut Tx, ids: &[i64], reason: &str) -> Result<Vec<Reaped>
         let Some(row) = row else { continue };
         let (job_id, trigger): (String, String) = (row.get("job_id"), row.get("trigger"));
         let attempt: i64 = row.get("attempt");
-        let continuation = if continues(&trigger, attempt) {
+        // A run someone asked to cancel is not handed on.
+        let cancelled: bool = row.get("cancelled");
+        let continuation = if continues(&trigger, attempt) && !cancelled {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO runs (job_id, trigger, status, slot, queued_at, resumes, attempt)
                  VALUES (?, ?, 'queued', ?, ?, ?, ?) RETURNING id",

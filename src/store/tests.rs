@@ -138,7 +138,7 @@ store_tests! {
         let change = Change { field: "rating".into(), before: json!(70), after: json!(85) };
         let synced = Utc.with_ymd_and_hms(2026, 12, 3, 5, 0, 0).unwrap();
         let written = result("a", "updated", vec![change]);
-        store.write_entry(run.id, 0, &entries[0], "curated", Some(synced), &written).await.unwrap();
+        store.write_entry(run.id, 0, &entries[0], "curated", None, Some(synced), &written).await.unwrap();
         store.record_entry(run.id, 1, &result("c", "skipped", vec![])).await.unwrap();
 
         let a = &store.export_catalog(None).await.unwrap().libraries[0].series[0];
@@ -332,7 +332,7 @@ store_tests! {
         assert!(!store.renew_lease(run.id).await.unwrap());
         let entry = &store.entries("manga", EntityKind::Series, "curated").await.unwrap()[2];
         let unchanged = result("c", "unchanged", vec![]);
-        let late = store.write_entry(run.id, 2, entry, "curated", None, &unchanged).await;
+        let late = store.write_entry(run.id, 2, entry, "curated", None, None, &unchanged).await;
         assert!(matches!(late, Err(StoreError::RunLost { id }) if id == run.id), "{late:?}");
         assert_eq!(store.run_entries(run.id).await.unwrap().len(), 2, "nothing written late");
 
@@ -343,7 +343,7 @@ store_tests! {
         let done = store.done_entries(next.id).await.unwrap();
         let expected = HashSet::from([(EntityKind::Series, "a".into()), (EntityKind::Series, "b".into())]);
         assert_eq!(done, expected);
-        store.write_entry(next.id, 0, entry, "curated", None, &unchanged).await.unwrap();
+        store.write_entry(next.id, 0, entry, "curated", None, None, &unchanged).await.unwrap();
 
         // A continuation of the continuation knows both attempts' entries.
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -393,6 +393,46 @@ store_tests! {
         let dead = store.run(dead).await.unwrap();
         assert_eq!(dead.status, "interrupted");
         assert_eq!(dead.error.as_deref(), Some("the process running it stopped"));
+    }
+
+    async fn a_cancel_ends_a_queued_run_asks_a_running_one_and_leaves_an_ended_one(db, store) {
+        let queued = store.create_run("q", "manual", "queued", None, None).await.unwrap();
+        assert_eq!(store.request_cancel(queued).await.unwrap(), CancelOutcome::Cancelled);
+        assert_eq!(store.run(queued).await.unwrap().status, "cancelled");
+        assert!(store.claim_queued_run().await.unwrap().is_none(), "nothing left to take");
+
+        let running = store.claim_slot("r", slot(4), "schedule", None).await.unwrap().unwrap();
+        assert!(!store.cancel_requested(running.id).await.unwrap());
+        assert_eq!(store.request_cancel(running.id).await.unwrap(), CancelOutcome::Requested);
+        assert!(store.cancel_requested(running.id).await.unwrap());
+        // A run asked to stop is not handed on when its holder goes away.
+        let reaped = store.interrupt_own_runs().await.unwrap();
+        assert_eq!(reaped.iter().map(|r| (r.run_id, r.continuation)).collect::<Vec<_>>(), [(running.id, None)]);
+        assert_eq!(
+            store.request_cancel(running.id).await.unwrap(),
+            CancelOutcome::AlreadyEnded("interrupted".into())
+        );
+        assert!(matches!(store.request_cancel(999).await, Err(StoreError::NotFound { .. })));
+    }
+
+    async fn a_match_attaches_its_id_with_the_entry_and_manifests_are_kept(db, store) {
+        store.import_catalog(&catalog(), ImportMode::Upsert).await.unwrap();
+        let c = store.entries("manga", EntityKind::Series, "curated").await.unwrap().remove(2);
+        assert_eq!((c.key.as_str(), c.external_id.as_deref()), ("c", None));
+        let run = store.start_run("j", "manual", None).await.unwrap();
+        let unchanged = result("c", "unchanged", vec![]);
+        store.write_entry(run.id, 0, &c, "curated", Some("c-9"), None, &unchanged).await.unwrap();
+        let again = store.entries("manga", EntityKind::Series, "curated").await.unwrap();
+        assert_eq!(again[2].external_id.as_deref(), Some("c-9"));
+
+        let capabilities = crate::provider::Capabilities { series: true, book: false };
+        store.save_manifest("echo", capabilities, &json!({"name": "echo"})).await.unwrap();
+        store.save_manifest("echo", capabilities, &json!({"name": "echo", "v": 2})).await.unwrap();
+        let manifests = store.manifests().await.unwrap();
+        assert_eq!(manifests.len(), 1);
+        assert_eq!(manifests["echo"], capabilities);
+        let mut tx = store.begin_reconcile(false).await.unwrap();
+        assert_eq!(tx.manifests().await.unwrap(), manifests);
     }
 
     async fn a_finished_run_keeps_its_ending_and_history_is_pruned(db, store) {

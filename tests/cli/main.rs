@@ -5,6 +5,7 @@
 
 mod catalog;
 mod reconcile;
+mod refresh;
 mod replicas;
 mod runs;
 mod schedule;
