@@ -263,7 +263,10 @@ impl Config {
                     ConfigError::at(
                         &origin,
                         at("/runLease"),
-                        format!("`runLease`: `{text}` is not a duration of a second or more (for example `30s`)"),
+                        format!(
+                            "`runLease`: `{text}` is not a duration of a second or more \
+                             (for example `30s`)"
+                        ),
                     )
                 })?,
         };

@@ -59,7 +59,8 @@ impl Server {
         server.in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             if let Err(e) = server.runner.run_claimed(&job, run.id).await {
-                tracing::error!(job.id = %job.id, run.id = run.id, error = %e, "run could not be recorded");
+                let (job_id, run_id) = (&job.id, run.id);
+                tracing::error!(job.id = %job_id, run.id = run_id, error = %e, "run could not be recorded");
             }
             server.in_flight.fetch_sub(1, Ordering::SeqCst);
         });
@@ -467,7 +468,8 @@ async fn queue_loop(server: Arc<Server>, mut stop: tokio_watch::Receiver<bool>) 
             let claimed = match server.store.claim_queued_run().await {
                 Ok(Some(run)) if run.status == "running" => run,
                 Ok(Some(run)) => {
-                    tracing::warn!(job.id = %run.job_id, run.id = run.id, reason = OVERLAP_REASON, "queued run skipped");
+                    let (job_id, reason) = (&run.job_id, OVERLAP_REASON);
+                    tracing::warn!(job.id = %job_id, run.id = run.id, reason, "queued run skipped");
                     continue;
                 }
                 Ok(None) => break,

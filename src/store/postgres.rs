@@ -290,12 +290,14 @@ impl PgStore {
                 EntityKind::Series => {
                     "INSERT INTO series_external_ids (series_id, provider, external_id)
                      VALUES ($1, $2, $3)
-                     ON CONFLICT (series_id, provider) DO UPDATE SET external_id = EXCLUDED.external_id"
+                     ON CONFLICT (series_id, provider)
+                     DO UPDATE SET external_id = EXCLUDED.external_id"
                 }
                 EntityKind::Book => {
                     "INSERT INTO book_external_ids (book_id, provider, external_id)
                      VALUES ($1, $2, $3)
-                     ON CONFLICT (book_id, provider) DO UPDATE SET external_id = EXCLUDED.external_id"
+                     ON CONFLICT (book_id, provider)
+                     DO UPDATE SET external_id = EXCLUDED.external_id"
                 }
             };
             sqlx::query(sql)
@@ -721,7 +723,8 @@ impl PgStore {
             }
             "running" => {
                 sqlx::query(
-                    "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, clock_timestamp())
+                    "UPDATE runs
+                     SET cancel_requested_at = COALESCE(cancel_requested_at, clock_timestamp())
                      WHERE id = $1",
                 )
                 .bind(id)
@@ -1115,7 +1118,8 @@ async fn interrupt(tx: &mut Tx, ids: &[i64], reason: &str) -> Result<Vec<Reaped>
         let row = sqlx::query(
             "UPDATE runs SET status = 'interrupted', finished_at = clock_timestamp(), error = $1
              WHERE id = $2 AND status = 'running'
-             RETURNING job_id, trigger, slot, owner, attempt, cancel_requested_at IS NOT NULL AS cancelled",
+             RETURNING job_id, trigger, slot, owner, attempt,
+                       cancel_requested_at IS NOT NULL AS cancelled",
         )
         .bind(reason)
         .bind(id)

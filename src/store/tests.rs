@@ -138,7 +138,10 @@ store_tests! {
         let change = Change { field: "rating".into(), before: json!(70), after: json!(85) };
         let synced = Utc.with_ymd_and_hms(2026, 12, 3, 5, 0, 0).unwrap();
         let written = result("a", "updated", vec![change]);
-        store.write_entry(run.id, 0, &entries[0], "curated", None, Some(synced), &written).await.unwrap();
+        store
+            .write_entry(run.id, 0, &entries[0], "curated", None, Some(synced), &written)
+            .await
+            .unwrap();
         store.record_entry(run.id, 1, &result("c", "skipped", vec![])).await.unwrap();
 
         let a = &store.export_catalog(None).await.unwrap().libraries[0].series[0];
@@ -171,7 +174,8 @@ store_tests! {
     async fn a_pass_writes_jobs_files_and_provenance_that_the_next_pass_reads(db, store) {
         let (a, b) = (job("a", "a.yaml"), job("b", "b.yaml"));
         let git = Some(GitState { commit: Some("c0ffee".into()), dirty: false });
-        let record = |path: &str| FileRecord { path: path.into(), stamp: 7, stable: true, git: git.clone() };
+        let record =
+            |path: &str| FileRecord { path: path.into(), stamp: 7, stable: true, git: git.clone() };
         let changes = JobChanges {
             upserts: vec![&a, &b],
             files: vec![record("a.yaml"), record("b.yaml")],
@@ -268,7 +272,10 @@ store_tests! {
         let first = store.start_run("j", "manual", None).await.unwrap();
         assert_eq!(first.status, "running");
         let second = store.start_run("j", "manual", None).await.unwrap();
-        assert_eq!((second.status.as_str(), second.error.as_deref()), ("skipped", Some(OVERLAP_REASON)));
+        assert_eq!(
+            (second.status.as_str(), second.error.as_deref()),
+            ("skipped", Some(OVERLAP_REASON))
+        );
         let fired = store.claim_slot("j", slot(1), "schedule", None).await.unwrap().unwrap();
         assert_eq!(fired.status, "skipped", "a firing during the run is recorded as skipped");
         store.create_run("j", "manual", "queued", None, None).await.unwrap();
@@ -284,7 +291,12 @@ store_tests! {
     async fn queued_runs_are_taken_once_each_by_concurrent_workers(db, store) {
         let mut queued = Vec::new();
         for i in 0..24 {
-            queued.push(store.create_run(&format!("job-{i}"), "manual", "queued", None, None).await.unwrap());
+            queued.push(
+                store
+                    .create_run(&format!("job-{i}"), "manual", "queued", None, None)
+                    .await
+                    .unwrap(),
+            );
         }
         let workers = (0..4).map(|_| {
             let store = store.clone();
@@ -325,7 +337,10 @@ store_tests! {
         assert_eq!(reaped[0].owner.as_deref(), Some(process_owner().as_str()));
         let interrupted = store.run(run.id).await.unwrap();
         assert_eq!(interrupted.status, "interrupted");
-        assert_eq!(interrupted.error.as_deref(), Some("the process running it stopped renewing its lease"));
+        assert_eq!(
+            interrupted.error.as_deref(),
+            Some("the process running it stopped renewing its lease")
+        );
         assert!(store.reap_expired_runs().await.unwrap().is_empty(), "swept once");
 
         // The old holder can neither renew nor write: another process may be doing its entries.
@@ -339,9 +354,13 @@ store_tests! {
         // The continuation is queued for the same slot and knows what is done.
         let next = store.claim_queued_run().await.unwrap().unwrap();
         assert_eq!(Some(next.id), reaped[0].continuation);
-        assert_eq!((next.trigger.as_str(), next.slot, next.resumes, next.attempt), ("schedule", Some(slot(2)), Some(run.id), 2));
+        assert_eq!(
+            (next.trigger.as_str(), next.slot, next.resumes, next.attempt),
+            ("schedule", Some(slot(2)), Some(run.id), 2)
+        );
         let done = store.done_entries(next.id).await.unwrap();
-        let expected = HashSet::from([(EntityKind::Series, "a".into()), (EntityKind::Series, "b".into())]);
+        let expected =
+            HashSet::from([(EntityKind::Series, "a".into()), (EntityKind::Series, "b".into())]);
         assert_eq!(done, expected);
         store.write_entry(next.id, 0, entry, "curated", None, None, &unchanged).await.unwrap();
 
@@ -362,7 +381,10 @@ store_tests! {
         let manual = store.start_run("m", "manual", None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let reaped = store.reap_expired_runs().await.unwrap();
-        assert_eq!(reaped.iter().map(|r| (r.run_id, r.continuation)).collect::<Vec<_>>(), [(manual.id, None)]);
+        assert_eq!(
+            reaped.iter().map(|r| (r.run_id, r.continuation)).collect::<Vec<_>>(),
+            [(manual.id, None)]
+        );
         assert!(store.claim_queued_run().await.unwrap().is_none());
     }
 
@@ -383,8 +405,13 @@ store_tests! {
         let live = store.create_run("a", "manual", "running", None, None).await.unwrap();
         let dead = store.create_run("b", "manual", "running", None, None).await.unwrap();
         let elsewhere = store.create_run("c", "manual", "running", None, None).await.unwrap();
-        db.execute(&format!("UPDATE runs SET owner = '{}:4294967295' WHERE id = {dead}", host_name())).await;
-        db.execute(&format!("UPDATE runs SET owner = 'another-host:1' WHERE id = {elsewhere}")).await;
+        db.execute(&format!(
+            "UPDATE runs SET owner = '{}:4294967295' WHERE id = {dead}",
+            host_name()
+        ))
+        .await;
+        db.execute(&format!("UPDATE runs SET owner = 'another-host:1' WHERE id = {elsewhere}"))
+            .await;
 
         let reaped = store.interrupt_orphaned_runs().await.unwrap();
         assert_eq!(reaped.iter().map(|r| r.run_id).collect::<Vec<_>>(), [dead]);
@@ -407,7 +434,10 @@ store_tests! {
         assert!(store.cancel_requested(running.id).await.unwrap());
         // A run asked to stop is not handed on when its holder goes away.
         let reaped = store.interrupt_own_runs().await.unwrap();
-        assert_eq!(reaped.iter().map(|r| (r.run_id, r.continuation)).collect::<Vec<_>>(), [(running.id, None)]);
+        assert_eq!(
+            reaped.iter().map(|r| (r.run_id, r.continuation)).collect::<Vec<_>>(),
+            [(running.id, None)]
+        );
         assert_eq!(
             store.request_cancel(running.id).await.unwrap(),
             CancelOutcome::AlreadyEnded("interrupted".into())
@@ -449,7 +479,8 @@ store_tests! {
         assert_eq!(store.last_runs().await.unwrap()["j"].id, ids[3], "skipped runs are not last");
 
         assert_eq!(store.prune_runs("j", 2, chrono::Duration::days(90)).await.unwrap(), 3);
-        let kept: Vec<i64> = store.runs(Some("j"), 10).await.unwrap().iter().map(|r| r.id).collect();
+        let kept: Vec<i64> =
+            store.runs(Some("j"), 10).await.unwrap().iter().map(|r| r.id).collect();
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[1], ids[3]);
         assert!(store.runs(None, 1).await.unwrap().len() == 1);

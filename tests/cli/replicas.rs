@@ -16,15 +16,11 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-/// A fresh PostgreSQL database and a sandbox whose config points at it.
+/// A fresh PostgreSQL database and a sandbox whose commands use it through
+/// `CURATOR_DATABASE_URL`, as an operator would.
 fn replica_sandbox(runtime: &tokio::runtime::Runtime) -> (TestDatabase, Sandbox) {
     let db = runtime.block_on(TestDatabase::postgres());
-    let sandbox = Sandbox::new();
-    let config = std::fs::read_to_string(sandbox.path("curator.yaml")).unwrap();
-    let config =
-        config.replace("database: sqlite://data/curator.db", &format!("database: {}", db.url));
-    assert!(config.contains(&db.url), "the sandbox's config names its database");
-    sandbox.write("curator.yaml", &config);
+    let sandbox = Sandbox::new().with_database_url(&db.url);
     (db, sandbox)
 }
 
@@ -142,9 +138,11 @@ fn a_replica_killed_mid_run_loses_its_run_to_another_that_writes_each_entry_once
     let sandbox = sandbox.prepared();
     // A job on the echo plugin whose entries `a` and `b` answer at once and `s` after three
     // seconds (all three fetched together), every ten seconds; leases of three seconds.
+    let plugin = echo_plugin();
     sandbox.append_config(&format!(
-        "  - name: echo\n    kind: plugin\n    command: {}\n    permissions: [\"metadata:write:*\"]\nrunLease: 3s\n",
-        echo_plugin().display()
+        "  - name: echo\n    kind: plugin\n    command: {}\n    \
+         permissions: [\"metadata:write:*\"]\nrunLease: 3s\n",
+        plugin.display()
     ));
     let ids = |id: &str, echo: &str| {
         format!("      - id: {id}\n        externalIds: {{ echo: {{ id: {echo} }} }}\n")

@@ -1,7 +1,7 @@
 //! Throwaway databases for tests, one per test (shared by the unit tests, through
-//! `src/store/mod.rs`, and the end-to-end tests in `tests/cli`): a temporary SQLite file, or a fresh database on
-//! the PostgreSQL server that `CURATOR_TEST_POSTGRES` names, dropped (with any connection still
-//! open to it) when the value is dropped, even after a failed assertion.
+//! `src/store/mod.rs`, and the end-to-end tests in `tests/cli`): a temporary SQLite file, or a
+//! fresh database on the PostgreSQL server that `CURATOR_TEST_POSTGRES` names, dropped (with
+//! any connection still open to it) when the value is dropped, even after a failed assertion.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
