@@ -162,6 +162,7 @@ dispatch! {
     fn entries(&self, library: &str, kind: EntityKind, provider: &str) -> Vec<Entry>;
     /// Applies one entry's result atomically with its record (and the provider's ID a match
     /// found, in `attach`); fails with `RunLost` once the run is no longer this process's.
+    #[allow(clippy::too_many_arguments)]
     fn write_entry(
         &self,
         run_id: i64,

@@ -273,6 +273,7 @@ impl PgStore {
 
     /// The changed fields are merged into the row as it is now (`||`), so a concurrent write
     /// to another field is kept.
+    #[allow(clippy::too_many_arguments)]
     pub async fn write_entry(
         &self,
         run_id: i64,

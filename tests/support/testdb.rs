@@ -18,7 +18,8 @@ pub struct TestDatabase {
 }
 
 enum Place {
-    Sqlite(tempfile::TempDir),
+    /// The folder is removed when the value is dropped.
+    Sqlite { _dir: tempfile::TempDir },
     Postgres { admin: String, name: String },
 }
 
@@ -27,7 +28,7 @@ impl TestDatabase {
     pub fn sqlite() -> TestDatabase {
         let dir = tempfile::tempdir().expect("a temp dir");
         let url = format!("sqlite://{}", dir.path().join("curator.db").display());
-        TestDatabase { url, place: Place::Sqlite(dir) }
+        TestDatabase { url, place: Place::Sqlite { _dir: dir } }
     }
 
     /// A new, empty database on the server `CURATOR_TEST_POSTGRES` names. A variable that is
@@ -59,7 +60,7 @@ impl TestDatabase {
     pub async fn execute(&self, statement: &str) {
         let statement = sqlx::AssertSqlSafe(statement.to_string());
         match self.place {
-            Place::Sqlite(_) => {
+            Place::Sqlite { .. } => {
                 let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
                 sqlx::query(statement).execute(&mut conn).await.unwrap();
             }
