@@ -360,9 +360,10 @@ pub fn redact_url(url: &str) -> String {
 pub enum StoreError {
     #[error("{what} `{id}` does not exist")]
     NotFound { what: &'static str, id: String },
-    /// `url` is already redacted.
-    #[error("cannot open the database `{url}`: {source}")]
-    Open { url: String, source: sqlx::Error },
+    /// `url` is already redacted. The driver's error is part of the message, not a source, so
+    /// it is printed once.
+    #[error("cannot open the database `{url}`: {error}")]
+    Open { url: String, error: sqlx::Error },
     #[error(
         "database URL `{url}` is not supported: expected `sqlite:` (for example \
          `sqlite://data/curator.db`) or `postgres:` / `postgresql:` (for example \

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Row, Transaction};
 
 use super::{
     CancelOutcome, DEFAULT_RUN_LEASE, Entry, EntryResult, FileRecord, GitState, ImportCounts,
@@ -41,12 +41,16 @@ impl PgStore {
     /// Connects to the database at a `postgres:` URL and brings its schema up to date. The
     /// migrator takes its own lock, so replicas that start together upgrade it once.
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
-        let open_error = |source| StoreError::Open { url: redact_url(url), source };
+        let open_error = |error| StoreError::Open { url: redact_url(url), error };
         // Notices (`relation already exists, skipping` from the migrator) are not worth a log
         // line at every start.
         let options = PgConnectOptions::from_str(url)
             .map_err(open_error)?
             .options([("client_min_messages", "warning")]);
+        // One direct attempt first: the pool retries until its timeout and then reports only
+        // that it timed out, not that the server refused or the password was wrong.
+        let probe = PgConnection::connect_with(&options).await.map_err(open_error)?;
+        probe.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))

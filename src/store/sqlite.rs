@@ -35,7 +35,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at a `sqlite:` URL and brings its schema up to
     /// date.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
-        let open_error = |source| StoreError::Open { url: redact_url(url), source };
+        let open_error = |error| StoreError::Open { url: redact_url(url), error };
         let options = SqliteConnectOptions::from_str(url)
             .map_err(open_error)?
             .create_if_missing(true)

@@ -259,3 +259,20 @@ fn run_id_in(line: &str) -> i64 {
     let at = line.find("run.id=").unwrap_or_else(|| panic!("no run.id in `{line}`")) + 7;
     line[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()
 }
+
+#[test]
+fn a_database_that_cannot_be_reached_is_named_without_its_password() {
+    let sandbox = Sandbox::new().with_database_url("postgres://curator:hunter2@127.0.0.1:1/c");
+    let started = Instant::now();
+    let run = sandbox.run(&["jobs", "list"]).expect_code(1);
+    assert!(started.elapsed() < Duration::from_secs(5), "a refused connection fails at once");
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with(
+            "error: cannot open the database `postgres://curator:<redacted>@127.0.0.1:1/c`: "
+        ) && stderr.contains("Connection refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert_eq!(stderr.matches("Connection refused").count(), 1, "the cause once: {stderr}");
+}

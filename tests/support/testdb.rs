@@ -19,8 +19,13 @@ pub struct TestDatabase {
 
 enum Place {
     /// The folder is removed when the value is dropped.
-    Sqlite { _dir: tempfile::TempDir },
-    Postgres { admin: String, name: String },
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin: String,
+        name: String,
+    },
 }
 
 impl TestDatabase {
