@@ -4,6 +4,7 @@
 //! harness; each module holds the tests of one command family.
 
 mod catalog;
+mod providers;
 mod reconcile;
 mod refresh;
 mod replicas;
