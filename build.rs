@@ -1,11 +1,22 @@
-//! Records the commit curator is built from, for `curator --version`. A build outside a Git
-//! work tree (a source tarball, a container context without `.git`) says `unknown` rather than
-//! failing; a packager may set `CURATOR_BUILD_COMMIT` instead.
+//! Build-time facts and switches: the commit curator is built from, for `curator --version` (a
+//! build outside a Git work tree, such as a source tarball or a container context without
+//! `.git`, says `unknown` rather than failing; a packager may set `CURATOR_BUILD_COMMIT`
+//! instead); the PostgreSQL tests, which run when `CURATOR_TEST_POSTGRES` names a server
+//! (otherwise they are listed as ignored, with the reason saying how to run them); and a
+//! changed migration rebuilds the binary that embeds it.
 
 use std::path::Path;
 use std::process::Command;
 
 fn main() {
+    println!("cargo::rustc-check-cfg=cfg(postgres_tests)");
+    println!("cargo::rerun-if-env-changed=CURATOR_TEST_POSTGRES");
+    println!("cargo::rerun-if-changed=migrations");
+    println!("cargo::rerun-if-changed=build.rs");
+    if std::env::var_os("CURATOR_TEST_POSTGRES").is_some_and(|v| !v.is_empty()) {
+        println!("cargo::rustc-cfg=postgres_tests");
+    }
+
     println!("cargo:rerun-if-env-changed=CURATOR_BUILD_COMMIT");
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
     let commit = std::env::var("CURATOR_BUILD_COMMIT")
