@@ -123,8 +123,12 @@ pub async fn check(config: &Config) -> Vec<Problem> {
     problems
 }
 
-/// An SQLite database opens as a curator database this release can upgrade, or can be created.
+/// The database opens as a curator database this release can upgrade, or can be created: an
+/// SQLite file or its folder, a PostgreSQL server that answers.
 async fn check_database(url: &str) -> Result<(), String> {
+    if url.starts_with("postgres") {
+        return crate::store::backup::inspect_postgres(url).await.map(|_| ());
+    }
     let Some(path) = crate::store::backup::sqlite_path(url) else {
         return Ok(());
     };

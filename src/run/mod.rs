@@ -263,32 +263,35 @@ impl Runner {
             // Taking the permit before spawning starts the calls in the plan's order.
             let permit =
                 limit.clone().acquire_owned().await.expect("the semaphore is never closed");
-            tasks.spawn(async move {
-                let _permit = permit;
-                let Some(step) = context.process(entry).await else {
-                    return Ok(None);
-                };
-                let provider = context.provider.name();
-                let attach = step.attach.as_deref();
-                let written = store
-                    .write_entry(
-                        run_id,
-                        seq as i64,
-                        &step.entry,
-                        provider,
-                        attach,
-                        step.synced,
-                        &step.result,
-                    )
-                    .await;
-                if let Err(e) = written {
-                    if matches!(e, StoreError::RunLost { .. }) {
-                        lost.cancel();
+            tasks.spawn(
+                async move {
+                    let _permit = permit;
+                    let Some(step) = context.process(entry).await else {
+                        return Ok(None);
+                    };
+                    let provider = context.provider.name();
+                    let attach = step.attach.as_deref();
+                    let written = store
+                        .write_entry(
+                            run_id,
+                            seq as i64,
+                            &step.entry,
+                            provider,
+                            attach,
+                            step.synced,
+                            &step.result,
+                        )
+                        .await;
+                    if let Err(e) = written {
+                        if matches!(e, StoreError::RunLost { .. }) {
+                            lost.cancel();
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
+                    Ok::<_, StoreError>(Some(step))
                 }
-                Ok::<_, StoreError>(Some(step))
-            }.in_current_span());
+                .in_current_span(),
+            );
         }
         let mut store_error = None;
         while let Some(joined) = tasks.join_next().await {

@@ -215,6 +215,47 @@ pub async fn inspect(file: &Path) -> Result<Schema, String> {
     Ok(Schema { version, pending })
 }
 
+/// Checks that the PostgreSQL server at `url` answers and that its schema, if any, is one
+/// this release knows; a database curator has not used yet is fine (it is set up on start).
+pub async fn inspect_postgres(url: &str) -> Result<Schema, String> {
+    use sqlx::postgres::{PgConnectOptions, PgConnection};
+    let shown = super::redact_url(url);
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| format!("`{shown}` is not a PostgreSQL URL: {e}"))?;
+    let connect = PgConnection::connect_with(&options);
+    let mut conn = match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return Err(format!("cannot connect to `{shown}`: {e}")),
+        Err(_) => return Err(format!("cannot connect to `{shown}`: no answer within 10 s")),
+    };
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    let applied: Vec<i64> = if exists {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|e| format!("cannot read `{shown}`: {e}"))?
+    } else {
+        Vec::new()
+    };
+    conn.close().await.ok();
+    let migrator = sqlx::migrate!("migrations/postgres");
+    let known = migrator.migrations.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(newer) =
+        applied.iter().find(|v| !migrator.migrations.iter().any(|m| m.version == **v))
+    {
+        return Err(format!(
+            "`{shown}` was written by a newer curator (schema version {newer}; this one knows \
+             up to {known}): upgrade curator first"
+        ));
+    }
+    let version = applied.iter().copied().max().unwrap_or(0);
+    let pending = migrator.migrations.iter().filter(|m| m.version > version).count();
+    Ok(Schema { version, pending })
+}
+
 fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("migrations/sqlite")
 }

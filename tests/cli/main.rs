@@ -51,7 +51,7 @@ impl Sandbox {
 
     /// Given an empty folder.
     fn empty() -> Sandbox {
-        Sandbox { dir: tempfile::tempdir().expect("a temp dir") }
+        Sandbox { dir: tempfile::tempdir().expect("a temp dir"), database_url: None }
     }
 
     fn path(&self, rel: &str) -> PathBuf {

@@ -923,3 +923,51 @@ fn the_readme_walkthrough_works_as_written() {
     }
     sandbox.run(&["jobs", "show", "manga/weekly-genres"]).success();
 }
+
+// ----- PostgreSQL -----
+
+#[test]
+fn config_check_names_a_postgres_server_that_does_not_answer_without_its_password() {
+    let sandbox = Sandbox::empty();
+    sandbox.write("curator.yaml", "database: postgres://curator:hunter2@127.0.0.1:1/curator\n");
+    let run = sandbox.run(&["config", "check"]).expect_code(1);
+    assert!(
+        run.stderr().starts_with(
+            "curator.yaml:1:11: error: cannot connect to \
+             `postgres://curator:<redacted>@127.0.0.1:1/curator`"
+        ),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("hunter2"), "{}", run.stderr());
+    // Backups of PostgreSQL are its own tools' work, and the command says which.
+    let backup = sandbox.run(&["db", "backup", "x.db"]).expect_code(1);
+    assert!(backup.stderr().contains("for PostgreSQL use `pg_dump`"), "{}", backup.stderr());
+    let restore = sandbox.run(&["db", "restore", "x.db"]).expect_code(1);
+    assert!(restore.stderr().contains("for PostgreSQL use `pg_restore`"), "{}", restore.stderr());
+}
+
+#[test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "needs PostgreSQL: run with CURATOR_TEST_POSTGRES=postgres://postgres@127.0.0.1/test"
+)]
+fn config_check_reaches_a_postgres_database_and_refuses_a_newer_schema() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = runtime.block_on(crate::testdb::TestDatabase::postgres());
+    let sandbox = Sandbox::empty().with_database_url(&db.url);
+    sandbox.run(&["config", "check"]).success();
+    // Once curator has set it up, a schema version it does not know is refused.
+    sandbox.write("jobs.d/.keep", "");
+    sandbox.run(&["reconcile"]).success();
+    runtime.block_on(db.execute(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (9999, 'future', true, '\\x00', 0)",
+    ));
+    let newer = sandbox.run(&["config", "check"]).expect_code(1);
+    assert!(
+        newer.stderr().contains("was written by a newer curator (schema version 9999"),
+        "{}",
+        newer.stderr()
+    );
+}
