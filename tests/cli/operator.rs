@@ -123,6 +123,8 @@ fn init_in_an_empty_folder_gives_a_setup_that_validates_reconciles_serves_and_ru
     assert!(validated.stdout().contains("1 valid job(s), 0 error(s)"), "{}", validated.stdout());
     let plan = site(&["reconcile", "--dry-run"]).expect_code(3);
     assert!(plan.stdout().contains("+ create example"), "{}", plan.stdout());
+    let applied = site(&["reconcile"]).success();
+    assert!(applied.stdout().contains("1 created"), "{}", applied.stdout());
 
     // Served from inside the folder, as the README says: a queued run completes.
     let mut serve = sandbox.command(&["serve"]);
