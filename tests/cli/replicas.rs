@@ -212,6 +212,10 @@ fn a_replica_killed_mid_run_loses_its_run_to_another_that_writes_each_entry_once
     assert_eq!(next["attempt"], 2);
     assert_eq!((&next["trigger"], &next["slot"]), (&original["trigger"], &original["slot"]));
     assert!(taken_over_after < Duration::from_secs(15), "taken over after {taken_over_after:?}");
+    let shown = sandbox.run(&["runs", "show", &next["id"].to_string()]).success().stdout();
+    let says =
+        format!("continues run {run_id} (attempt 2): the entries it recorded are not repeated");
+    assert!(shown.contains(&says), "{shown}");
 
     // Each entry of the slot was written once, across both runs, and the catalog has them all.
     let entries = rows(
