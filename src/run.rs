@@ -86,6 +86,7 @@ impl Runner {
         if !self.running.lock().expect("running set lock").insert(job.id.clone()) {
             let reason = "the previous run of this job is still going";
             tracing::warn!(job.id = %job.id, reason, "firing skipped");
+            metrics::counter!("curator_runs_total", "status" => "skipped").increment(1);
             return self
                 .store
                 .create_run(&job.id, trigger.as_str(), "skipped", slot, Some(reason))
@@ -105,7 +106,11 @@ impl Runner {
 
     /// After a run: notify of a failure, and prune the job's history. Neither may fail the run.
     async fn after(&self, job: &JobRow, run_id: i64) {
-        match self.store.run(run_id).await {
+        let run = self.store.run(run_id).await;
+        if let Ok(run) = &run {
+            metrics::counter!("curator_runs_total", "status" => run.status.clone()).increment(1);
+        }
+        match run {
             Ok(run) if run.status == "failed" || run.status == "partial" => {
                 let kind = if run.status == "failed" {
                     EventKind::RunFailed
@@ -134,6 +139,7 @@ impl Runner {
     pub async fn run_claimed(&self, job: &JobRow, run_id: i64) -> Result<(), StoreError> {
         if !self.running.lock().expect("running set lock").insert(job.id.clone()) {
             let reason = "the previous run of this job is still going";
+            metrics::counter!("curator_runs_total", "status" => "skipped").increment(1);
             return self.store.finish_run(run_id, "skipped", &json!({}), Some(reason)).await;
         }
         let result = self.execute(job, run_id).await;
@@ -406,6 +412,9 @@ struct Totals {
 
 impl Totals {
     fn count(&mut self, outcome: &EntryResult) {
+        metrics::counter!("curator_entries_total", "outcome" => outcome.outcome.clone())
+            .increment(1);
+        metrics::counter!("curator_fields_written_total").increment(outcome.changes.len() as u64);
         match outcome.outcome.as_str() {
             "updated" => {
                 self.updated += 1;
@@ -418,6 +427,7 @@ impl Totals {
     }
 
     fn count_skip(&mut self, reason: &str) {
+        metrics::counter!("curator_entries_total", "outcome" => "skipped").increment(1);
         if reason.starts_with("no ID") {
             self.skipped_no_id += 1;
         } else {

@@ -5,14 +5,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
-use axum::routing::get;
 use serde_json::json;
-use tokio::sync::{mpsc, watch as tokio_watch};
+use tokio::sync::{Notify, mpsc, watch as tokio_watch};
 
 use crate::config::Config;
 use crate::provider::Registry;
@@ -22,6 +20,7 @@ use crate::schedule::scheduler::{Firing, Scheduler};
 use crate::schedule::{SystemClock, Timing};
 use crate::store::{JobRow, Store};
 use crate::watch;
+use crate::web;
 use crate::webhook::{EventKind, Notifier};
 
 /// A full rescan even when no event came: the watcher's backstop.
@@ -40,6 +39,8 @@ struct Server {
     notifier: Notifier,
     /// Runs started by this process and not yet ended.
     in_flight: AtomicUsize,
+    /// Rung when a run is queued through the API, so the queue is read at once.
+    queued: Arc<Notify>,
 }
 
 impl Server {
@@ -68,6 +69,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let hangup = hangup_signal();
     let mut stop_signals = StopSignals::install();
     let _lock = lock_database(&config.database)?;
+    if web::metrics_handle().is_some() {
+        web::describe_metrics();
+    }
     let store = Store::open(&config.database).await?;
     for (path, counts) in store.seed_catalogs(&config.catalog).await? {
         tracing::info!(file = %path.display(), libraries = counts.libraries, series = counts.series, books = counts.books, "catalog seeded");
@@ -84,13 +88,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         scheduler,
         notifier,
         in_flight: AtomicUsize::new(0),
+        queued: Arc::new(Notify::new()),
     });
     let (stop_tx, stop_rx) = tokio_watch::channel(false);
 
     let listener = tokio::net::TcpListener::bind(&server.config.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", server.config.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, "listening");
+    let local = listener.local_addr()?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = web::AppState {
+        store: server.store.clone(),
+        config: Arc::new(server.config.clone()),
+        runner: server.runner.clone(),
+        scheduler: server.scheduler.clone(),
+        registry: registry.clone(),
+        access: Arc::new(web::Access::new(&server.config, local)?),
+        queued: server.queued.clone(),
+        ready: ready.clone(),
+        jobs_dir_in_repo: web::jobs_dir_in_repo(&server.config.jobs_dir),
+    };
+    // Serving starts before the first pass: probes get an answer (`/readyz` says not yet).
+    let http = axum::serve(listener, web::router(state))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let http = tokio::spawn(async move { http.await });
+    tracing::info!(listen = %local, "listening");
     let interrupted = server.store.interrupt_orphaned_runs().await?;
     if interrupted > 0 {
         tracing::warn!(
@@ -104,6 +126,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let watching = start_watch(&server.config, signal_tx.clone());
     let mut invalid = BTreeSet::new();
     pass(&server, &mut invalid).await;
+    ready.store(true, Ordering::SeqCst);
     catch_up(&server).await;
     release_freed_memory();
 
@@ -123,10 +146,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let timer = tokio::spawn(server.scheduler.clone().run(fire, stopped(stop_rx.clone())));
     let queue = tokio::spawn(queue_loop(server.clone(), stop_rx.clone()));
-
-    let app = Router::new().route("/healthz", get(|| async { "ok\n" }));
-    let http = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let http = tokio::spawn(async move { http.await });
 
     shutdown(&server, &mut stop_signals, stop_tx, [timer, queue, reconciler]).await;
     registry.shutdown().await;
@@ -256,6 +275,7 @@ async fn fire(server: &Arc<Server>, firing: Firing) {
         }
         Err(e) => return tracing::error!(job.id = %job.id, error = %e, "cannot claim the slot"),
     }
+    metrics::histogram!("curator_scheduler_lateness_seconds").record(late_ms.max(0) as f64 / 1e3);
     tracing::info!(job.id = %job.id, slot = %firing.slot, late_ms, "job fired");
     server.spawn_run(job, Trigger::Schedule, Some(firing.slot));
 }
@@ -322,6 +342,7 @@ async fn catch_up(server: &Arc<Server>) {
 /// server keeps its last good state. Files that became invalid since the last pass are
 /// announced to the webhooks once.
 async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
+    let started = std::time::Instant::now();
     let plan = match reconcile::reconcile(&server.store, &server.config, Options::default()).await {
         Ok(plan) => Some(plan),
         Err(e) => {
@@ -329,10 +350,24 @@ async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
             None
         }
     };
+    metrics::histogram!("curator_reconcile_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
     match server.store.schedules().await {
-        Ok(jobs) => server.scheduler.sync(&jobs, server.config.timezone, server.scheduler.now()),
+        Ok(jobs) => {
+            let enabled = jobs.iter().filter(|j| j.enabled).count();
+            metrics::gauge!("curator_jobs", "enabled" => "true").set(enabled as f64);
+            metrics::gauge!("curator_jobs", "enabled" => "false").set((jobs.len() - enabled) as f64);
+            server.scheduler.sync(&jobs, server.config.timezone, server.scheduler.now())
+        }
         Err(e) => tracing::error!(error = %e, "cannot read jobs for the scheduler"),
     }
+    let result = match &plan {
+        None => "failed",
+        Some(p) if p.refused.is_some() => "refused",
+        Some(p) if p.has_errors() => "errors",
+        Some(_) => "applied",
+    };
+    metrics::counter!("curator_reconcile_passes_total", "result" => result).increment(1);
     let Some(plan) = plan else { return };
     for d in plan.report.diagnostics() {
         tracing::warn!(job.file = %d.file, "{d}");
@@ -376,6 +411,7 @@ async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
             server.notifier.send(EventKind::FileInvalid, detail);
         }
     }
+    metrics::gauge!("curator_reconcile_invalid_files").set(now_invalid.len() as f64);
     *invalid = now_invalid;
     drop(plan);
     release_freed_memory();
@@ -430,6 +466,7 @@ async fn queue_loop(server: Arc<Server>, mut stop: tokio_watch::Receiver<bool>) 
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = server.queued.notified() => {}
             _ = stop.changed() => return,
         }
         loop {

@@ -67,6 +67,20 @@ pub enum ProviderError {
     Protocol { provider: String, method: String, reason: String },
 }
 
+impl ProviderError {
+    /// A word for the kind of failure, as metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::NotFound { .. } => "not_found",
+            ProviderError::RateLimited { .. } => "rate_limited",
+            ProviderError::Timeout { .. } => "timeout",
+            ProviderError::Rpc { .. } => "rpc",
+            ProviderError::Unavailable { .. } => "unavailable",
+            ProviderError::Protocol { .. } => "protocol",
+        }
+    }
+}
+
 /// A configured, started provider.
 pub enum Provider {
     Directory(directory::DirectoryProvider),
@@ -95,9 +109,25 @@ impl Provider {
         kind: EntityKind,
         external_id: &str,
     ) -> Result<Metadata, ProviderError> {
-        match self {
+        let result = match self {
             Provider::Directory(p) => p.get(kind, external_id).await,
             Provider::Plugin(p) => p.get(kind, external_id).await,
+        };
+        let provider = self.name().to_string();
+        metrics::counter!("curator_provider_calls_total", "provider" => provider.clone())
+            .increment(1);
+        if let Err(e) = &result {
+            metrics::counter!("curator_provider_errors_total", "provider" => provider, "kind" => e.kind())
+                .increment(1);
+        }
+        result
+    }
+
+    /// Checks that the provider answers: a plugin's `ping`, a directory's folder.
+    pub async fn ping(&self) -> Result<(), ProviderError> {
+        match self {
+            Provider::Directory(p) => p.check(),
+            Provider::Plugin(p) => p.ping().await,
         }
     }
 
@@ -107,6 +137,45 @@ impl Provider {
             p.shutdown().await;
         }
     }
+}
+
+/// How a provider is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Started and answering.
+    Ok,
+    /// Not started yet: it starts at its first use.
+    Idle,
+    /// Disabled in the config.
+    Disabled,
+    /// Started, but not answering.
+    Failing,
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Health::Ok => "ok",
+            Health::Idle => "idle",
+            Health::Disabled => "disabled",
+            Health::Failing => "failing",
+        })
+    }
+}
+
+/// A configured provider as [`Registry::statuses`] sees it.
+#[derive(Debug, Clone)]
+pub struct ProviderStatus {
+    pub name: String,
+    /// `plugin`, `anilist`, `openlibrary` or `directory`.
+    pub kind: String,
+    pub enabled: bool,
+    /// `None` until the provider has started (a plugin's come from its manifest).
+    pub capabilities: Option<Capabilities>,
+    pub permissions: Vec<String>,
+    pub health: Health,
+    /// Why it is failing.
+    pub detail: Option<String>,
 }
 
 /// The configured providers, each started on first use and kept for the process's life.
@@ -173,6 +242,34 @@ impl Registry {
     pub fn permissions(&self, name: &str) -> crate::catalog::fields::Permissions {
         let list = self.configs.iter().find(|c| c.name == name).map(|c| c.permissions.as_slice());
         crate::catalog::fields::Permissions::new(list.unwrap_or_default())
+    }
+
+    /// What is known of each configured provider, in config order. Nothing is started for
+    /// this: a provider not used yet is `idle`, and a started one is asked whether it answers.
+    pub async fn statuses(&self) -> Vec<ProviderStatus> {
+        let started = self.started.lock().await.clone();
+        let mut statuses = Vec::with_capacity(self.configs.len());
+        for config in &self.configs {
+            let provider = started.get(&config.name);
+            let (health, detail) = match provider {
+                _ if !config.enabled => (Health::Disabled, None),
+                None => (Health::Idle, None),
+                Some(p) => match p.ping().await {
+                    Ok(()) => (Health::Ok, None),
+                    Err(e) => (Health::Failing, Some(e.to_string())),
+                },
+            };
+            statuses.push(ProviderStatus {
+                name: config.name.clone(),
+                kind: format!("{:?}", config.kind).to_lowercase(),
+                enabled: config.enabled,
+                capabilities: provider.map(|p| p.capabilities()),
+                permissions: config.permissions.clone(),
+                health,
+                detail,
+            });
+        }
+        statuses
     }
 
     /// Stops every started provider.

@@ -506,6 +506,7 @@ fn config(kind: ProviderKind) -> Config {
             timeout_seconds: 30,
         }],
         api_token: None,
+        api_token_for_reads: false,
         retention: Default::default(),
         webhooks: Vec::new(),
     }

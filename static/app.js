@@ -1,0 +1,177 @@
+// curator's pages: refresh the parts marked data-live when jobs or runs change, and send the
+// Run now and Preview actions. Hand-written, no dependencies. Everything that comes from the
+// server is put into the page as text, never as markup.
+"use strict";
+(() => {
+  const POLL_MS = 2000;
+  const meta = document.querySelector('meta[name="curator-version"]');
+  let version = meta ? meta.content : "";
+
+  async function refresh() {
+    const response = await fetch(location.href, { cache: "no-store", credentials: "same-origin" });
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const part of document.querySelectorAll("[data-live]")) {
+      const replacement = fresh.getElementById(part.id);
+      if (replacement) part.replaceWith(document.adoptNode(replacement));
+    }
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch("/api/v1/changes", { cache: "no-store", credentials: "same-origin" });
+      if (response.ok) {
+        const next = (await response.json()).version;
+        if (next !== version) {
+          version = next;
+          await refresh();
+        }
+      }
+    } catch (_) {
+      // The server is restarting or the network is down: try again at the next tick.
+    }
+    setTimeout(poll, POLL_MS);
+  }
+  if (version) setTimeout(poll, POLL_MS);
+
+  function say(text, href) {
+    const line = document.getElementById("action-status");
+    if (!line) return;
+    line.textContent = text;
+    if (href) {
+      const link = document.createElement("a");
+      link.href = href;
+      link.textContent = href === "/login" ? " Enter the API token" : " View it";
+      line.append(link);
+    }
+  }
+
+  async function post(url) {
+    const response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    });
+    let body = null;
+    try { body = await response.json(); } catch (_) { body = null; }
+    return { response, body };
+  }
+
+  function failure(response, body) {
+    const message = body && body.message ? body.message : "the server answered " + response.status;
+    say("Failed: " + message, response.status === 401 ? "/login" : null);
+  }
+
+  async function runNow(button) {
+    const job = button.dataset.job;
+    button.disabled = true;
+    say("Queueing a run…");
+    try {
+      const { response, body } = await post("/api/v1/jobs/" + encodeURIComponent(job) + "/run");
+      if (response.ok && body) {
+        say("Queued run #" + body.run.id + ".", "/runs/" + body.run.id);
+        await refresh();
+      } else {
+        failure(response, body);
+      }
+    } catch (e) {
+      say("Failed: " + e.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function cell(row, text, label, className) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    td.dataset.label = label;
+    if (className) td.className = className;
+    row.append(td);
+  }
+
+  function show(value) {
+    return value === undefined || value === null ? "—" : JSON.stringify(value);
+  }
+
+  function renderPreview(body) {
+    const target = document.getElementById("preview");
+    target.replaceChildren();
+    const heading = document.createElement("h2");
+    heading.textContent = "Preview";
+    target.append(heading);
+    const entries = body.entries || [];
+    const summary = document.createElement("p");
+    summary.textContent = entries.length + " entr" + (entries.length === 1 ? "y" : "ies") +
+      " sampled; nothing was written.";
+    target.append(summary);
+    const table = document.createElement("table");
+    table.className = "preview";
+    const head = table.createTHead().insertRow();
+    for (const name of ["Entry", "Field", "Now", "Provider", "Decision", "Blocked by"]) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = name;
+      head.append(th);
+    }
+    const tbody = table.createTBody();
+    for (const entry of entries) {
+      const fields = entry.fields || [];
+      const name = entry.entry + (entry.title ? " — " + entry.title : "");
+      if (fields.length === 0) {
+        const row = tbody.insertRow();
+        cell(row, name, "Entry");
+        cell(row, "", "Field");
+        cell(row, "", "Now");
+        cell(row, "", "Provider");
+        cell(row, entry.outcome || "", "Decision");
+        cell(row, entry.reason || "", "Blocked by");
+        continue;
+      }
+      for (const field of fields) {
+        const row = tbody.insertRow();
+        row.className = "field decision-" + field.decision;
+        cell(row, name, "Entry");
+        cell(row, field.field, "Field");
+        cell(row, show(field.current), "Now");
+        cell(row, show(field.proposed), "Provider");
+        cell(row, field.decision, "Decision");
+        cell(row, field.blockedBy || "", "Blocked by");
+      }
+    }
+    target.append(table);
+    target.hidden = false;
+  }
+
+  async function preview(form) {
+    const job = form.dataset.job;
+    const sample = form.querySelector("input[name=sample]").value || "5";
+    const button = form.querySelector("button");
+    button.disabled = true;
+    say("Previewing…");
+    try {
+      const url = "/api/v1/jobs/" + encodeURIComponent(job) + "/preview?sample=" + encodeURIComponent(sample);
+      const { response, body } = await post(url);
+      if (response.ok && body) {
+        renderPreview(body);
+        say("Preview ready.");
+      } else {
+        failure(response, body);
+      }
+    } catch (e) {
+      say("Failed: " + e.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action=run]");
+    if (button) runNow(button);
+  });
+  document.addEventListener("submit", (event) => {
+    const form = event.target.closest("form.preview-form");
+    if (!form) return;
+    event.preventDefault();
+    preview(form);
+  });
+})();
