@@ -109,8 +109,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         jobs_dir_in_repo: web::jobs_dir_in_repo(&server.config.jobs_dir),
     };
     // Serving starts before the first pass: probes get an answer (`/readyz` says not yet).
-    let http = axum::serve(listener, web::router(state))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let http =
+        axum::serve(listener, web::router(state)).with_graceful_shutdown(stopped(stop_rx.clone()));
     let http = tokio::spawn(async move { http.await });
     tracing::info!(listen = %local, "listening");
     let interrupted = server.store.interrupt_orphaned_runs().await?;
@@ -356,7 +356,8 @@ async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
         Ok(jobs) => {
             let enabled = jobs.iter().filter(|j| j.enabled).count();
             metrics::gauge!("curator_jobs", "enabled" => "true").set(enabled as f64);
-            metrics::gauge!("curator_jobs", "enabled" => "false").set((jobs.len() - enabled) as f64);
+            metrics::gauge!("curator_jobs", "enabled" => "false")
+                .set((jobs.len() - enabled) as f64);
             server.scheduler.sync(&jobs, server.config.timezone, server.scheduler.now())
         }
         Err(e) => tracing::error!(error = %e, "cannot read jobs for the scheduler"),

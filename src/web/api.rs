@@ -293,7 +293,7 @@ pub struct ReconcileView {
 /// A job file with errors.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct InvalidFileView {
-    /// The path under `jobs.d/`.
+    /// The file, as the server reached it.
     pub file: String,
     pub errors: Vec<FileErrorView>,
 }
@@ -500,7 +500,8 @@ pub fn summary(state: &AppState, job: &JobRow, last: Option<&RunRow>) -> JobSumm
 pub async fn job_summaries(state: &AppState, filter: &JobFilter) -> ApiResult<Vec<JobSummary>> {
     let jobs = state.store.jobs().await?;
     let last = state.store.last_runs().await?;
-    let wanted_provider = filter.provider.as_deref().map(|p| p.strip_prefix("plugin:").unwrap_or(p));
+    let wanted_provider =
+        filter.provider.as_deref().map(|p| p.strip_prefix("plugin:").unwrap_or(p));
     Ok(jobs
         .iter()
         .filter(|j| filter.library.as_deref().is_none_or(|l| j.library_id == l))

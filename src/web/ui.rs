@@ -60,8 +60,8 @@ async fn page(state: &AppState) -> Result<Page, ApiError> {
                     let first = f.errors.first();
                     BannerFile {
                         location: match first {
-                            Some(e) => format!("{}/{}:{}", jobs_dir, f.file, e.line),
-                            None => format!("{}/{}", jobs_dir, f.file),
+                            Some(e) => format!("{}:{}", f.file, e.line),
+                            None => f.file.clone(),
                         },
                         message: first.map(|e| e.message.clone()).unwrap_or_default(),
                         more: f.errors.len().saturating_sub(1),
@@ -172,12 +172,8 @@ fn job_line(job: &JobSummary) -> JobLine {
     let schedule = job.schedule.as_ref();
     let mut groups: Vec<&str> = job.field_groups.iter().map(String::as_str).collect();
     groups.extend(job.extra_fields.iter().map(String::as_str));
-    let book: Vec<&str> = job
-        .book_field_groups
-        .iter()
-        .chain(&job.book_extra_fields)
-        .map(String::as_str)
-        .collect();
+    let book: Vec<&str> =
+        job.book_field_groups.iter().chain(&job.book_extra_fields).map(String::as_str).collect();
     let mut groups = groups.join(", ");
     if !book.is_empty() {
         if !groups.is_empty() {
