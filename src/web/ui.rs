@@ -196,7 +196,10 @@ fn job_line(job: &JobSummary) -> JobLine {
             let zone = schedule.map_or("", |s| s.timezone.as_str());
             format!("{local} {zone}")
         }),
-        next_utc: next.map_or(String::new(), |n| n.utc.format("%Y-%m-%d %H:%M UTC").to_string()),
+        // A job in UTC needs no second line.
+        next_utc: next
+            .filter(|_| schedule.is_some_and(|s| s.timezone != "UTC"))
+            .map_or(String::new(), |n| n.utc.format("%Y-%m-%d %H:%M UTC").to_string()),
         provider: job.provider.clone(),
         scope: job.scope.clone(),
         groups,
