@@ -108,6 +108,35 @@ pub struct ProviderConfig {
     /// Seconds one provider call may take.
     #[serde(default = "timeout_default")]
     pub timeout_seconds: u64,
+    /// The service root of a built-in HTTP provider (`anilist`, `openlibrary`); tests and
+    /// mirrors point it elsewhere. Defaults to the public service.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Secrets the provider needs, each read from an environment variable or a file when the
+    /// provider starts; the config holds only where they are, never the values.
+    #[serde(default)]
+    pub credentials: std::collections::BTreeMap<String, CredentialSource>,
+    /// The lowest match confidence (0 to 1) at which an entry without an ID gets the
+    /// provider's ID attached, for jobs with `existingSourceIdsOnly: false`.
+    #[serde(default = "match_threshold_default")]
+    pub match_threshold: f64,
+}
+
+/// Where a provider credential is read from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum CredentialSource {
+    /// An environment variable of the curator process.
+    Env(String),
+    /// A file (a mounted secret); surrounding whitespace is trimmed.
+    File(PathBuf),
+}
+
+/// The default [`ProviderConfig::match_threshold`]: a candidate must be a near-certain match.
+pub const MATCH_THRESHOLD: f64 = 0.8;
+
+fn match_threshold_default() -> f64 {
+    MATCH_THRESHOLD
 }
 
 fn enabled_default() -> bool {

@@ -81,6 +81,34 @@ impl ProviderError {
     }
 }
 
+/// What an entry without an ID for the provider looks like to the provider's match call
+/// (`metadata/series/match`, `metadata/book/match`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchQuery {
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub year: Option<i64>,
+    /// The first author, for series; books send every author.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authors: Vec<String>,
+    /// Books only: matched by ISBN first when the entry has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isbn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
+}
+
+/// A provider's best candidate for an entry, with how sure it is.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchCandidate {
+    pub external_id: String,
+    pub title: String,
+    /// From 0 to 1; an ID is attached only at or above the provider's `matchThreshold`.
+    pub confidence: f64,
+}
+
 /// A configured, started provider.
 pub enum Provider {
     Directory(directory::DirectoryProvider),
@@ -113,14 +141,20 @@ impl Provider {
             Provider::Directory(p) => p.get(kind, external_id).await,
             Provider::Plugin(p) => p.get(kind, external_id).await,
         };
+        self.count(&result);
+        result
+    }
+
+    /// Counts a call, and its failure, in the metrics.
+    fn count<T>(&self, result: &Result<T, ProviderError>) {
         let provider = self.name().to_string();
         metrics::counter!("curator_provider_calls_total", "provider" => provider.clone())
             .increment(1);
-        if let Err(e) = &result {
-            metrics::counter!("curator_provider_errors_total", "provider" => provider, "kind" => e.kind())
+        if let Err(e) = result {
+            let kind = e.kind();
+            metrics::counter!("curator_provider_errors_total", "provider" => provider, "kind" => kind)
                 .increment(1);
         }
-        result
     }
 
     /// Checks that the provider answers: a plugin's `ping`, a directory's folder.
@@ -129,6 +163,20 @@ impl Provider {
             Provider::Directory(p) => p.check(),
             Provider::Plugin(p) => p.ping().await,
         }
+    }
+
+    /// The provider's best candidate for an entry that has no ID for it yet.
+    pub async fn match_entry(
+        &self,
+        kind: EntityKind,
+        query: &MatchQuery,
+    ) -> Result<Option<MatchCandidate>, ProviderError> {
+        let result = match self {
+            Provider::Directory(p) => p.match_entry(kind, query).await,
+            Provider::Plugin(p) => p.match_entry(kind, query).await,
+        };
+        self.count(&result);
+        result
     }
 
     /// Stops the provider's process, if it has one.

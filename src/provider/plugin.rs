@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{Capabilities, EntityKind, Metadata, ProviderError};
+use super::{Capabilities, EntityKind, MatchCandidate, MatchQuery, Metadata, ProviderError};
 
 /// Longest line accepted on a plugin's stdout; a longer one means the plugin is broken.
 const MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -230,6 +230,38 @@ impl PluginProvider {
         }
     }
 
+    /// Asks the plugin for its best candidate (`metadata/series/match`, `metadata/book/match`).
+    /// The protocol's answer is `{match: SearchResult | null, confidence, alternatives?}`; a bare
+    /// `SearchResult` or `null`, which older hosts expected, is read too, a bare result taking its
+    /// `relevanceScore` as the confidence (0 when absent, so it never attaches by itself).
+    pub async fn match_entry(
+        &self,
+        kind: EntityKind,
+        query: &MatchQuery,
+    ) -> Result<Option<MatchCandidate>, ProviderError> {
+        let method = match kind {
+            EntityKind::Series => "metadata/series/match",
+            EntityKind::Book => "metadata/book/match",
+        };
+        let mut params = serde_json::to_value(query).expect("a match query serialises");
+        if kind == EntityKind::Series {
+            // The series call takes one `author`; the book call takes the `authors` list.
+            let first = query.authors.first().cloned();
+            let object = params.as_object_mut().expect("a match query is an object");
+            object.remove("authors");
+            object.remove("isbn");
+            if let Some(author) = first {
+                object.insert("author".into(), Value::String(author));
+            }
+        }
+        let answer = match self.call(method, Some(params)).await? {
+            Ok(answer) => answer,
+            Err(error) if error.code == NOT_FOUND => return Ok(None),
+            Err(error) => return Err(self.rpc_error(method, error)),
+        };
+        read_match(&answer).map_err(|reason| self.protocol_error(method, reason))
+    }
+
     /// Checks that the plugin answers: `ping` must return `"pong"`.
     pub async fn ping(&self) -> Result<(), ProviderError> {
         match self.call("ping", None).await? {
@@ -377,6 +409,42 @@ fn rpc_error(provider: &str, method: &str, error: RpcError) -> ProviderError {
         method: method.to_owned(),
         code: error.code,
         message: error.message,
+    }
+}
+
+/// Reads a match answer in either of the shapes described at [`PluginProvider::match_entry`].
+fn read_match(answer: &Value) -> Result<Option<MatchCandidate>, String> {
+    let candidate = |result: &Value, confidence: f64| -> Result<MatchCandidate, String> {
+        let external_id = match result.get("externalId") {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err("the match has no `externalId`".into()),
+        };
+        let title = result.get("title").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if !(0.0..=1.0).contains(&confidence) {
+            return Err(format!("confidence `{confidence}` is outside 0 to 1"));
+        }
+        Ok(MatchCandidate { external_id, title, confidence })
+    };
+    match answer {
+        Value::Null => Ok(None),
+        Value::Object(object) if object.contains_key("match") => {
+            let confidence = match object.get("confidence") {
+                Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+                None | Some(Value::Null) => 0.0,
+                Some(other) => return Err(format!("`confidence` is `{other}`, not a number")),
+            };
+            match &object["match"] {
+                Value::Null => Ok(None),
+                result @ Value::Object(_) => candidate(result, confidence).map(Some),
+                other => Err(format!("`match` is {}, not an object or null", json_type(other))),
+            }
+        }
+        Value::Object(object) => {
+            let score = object.get("relevanceScore").and_then(Value::as_f64).unwrap_or(0.0);
+            candidate(answer, score).map(Some)
+        }
+        other => Err(format!("expected an object or null, got {}", json_type(other))),
     }
 }
 
@@ -781,6 +849,24 @@ mod tests {
     use tokio::task::JoinSet;
 
     use super::*;
+
+    #[test]
+    fn reads_both_shapes_of_a_match_answer() {
+        let sdk = json!({"match": {"externalId": "30002", "title": "Berserk"}, "confidence": 0.92});
+        let found = read_match(&sdk).unwrap().unwrap();
+        assert_eq!((found.external_id.as_str(), found.confidence), ("30002", 0.92));
+        assert_eq!(read_match(&json!({"match": null, "confidence": 0.1})).unwrap(), None);
+        assert_eq!(read_match(&Value::Null).unwrap(), None);
+        let bare = json!({"externalId": 7, "title": "X", "relevanceScore": 0.5});
+        assert_eq!(read_match(&bare).unwrap().unwrap().external_id, "7");
+        let unsure = read_match(&json!({"externalId": "7", "title": "X"})).unwrap().unwrap();
+        assert_eq!(unsure.confidence, 0.0, "a bare result without a score is never attached");
+        let bad = read_match(&json!({"match": {"title": "X"}, "confidence": 1})).unwrap_err();
+        assert_eq!(bad, "the match has no `externalId`");
+        let range =
+            read_match(&json!({"match": {"externalId": "1"}, "confidence": 7})).unwrap_err();
+        assert_eq!(range, "confidence `7` is outside 0 to 1");
+    }
 
     /// The `echo-plugin` example, which `cargo test` builds next to the test binaries.
     fn echo_plugin() -> String {
