@@ -4,16 +4,27 @@
 //! host's log.
 //!
 //! Methods: `initialize` (returns the manifest), `metadata/series/get`, `metadata/book/get`,
-//! `ping`, `shutdown`. The manifest lists `series` and `book` unless `ECHO_CAPABILITIES` gives a
-//! comma-separated list. Some external IDs misbehave on purpose:
+//! `metadata/series/match`, `metadata/book/match`, `ping`, `shutdown`. The manifest lists
+//! `series` and `book` unless `ECHO_CAPABILITIES` gives a comma-separated list;
+//! `ECHO_LATENCY_MS` delays every `get` answer. Some external IDs misbehave on purpose:
 //!
-//! | ID            | behaviour                                                  |
-//! |---------------|------------------------------------------------------------|
-//! | `missing`     | error -32002 (not found)                                   |
-//! | `ratelimited` | error -32001 with `data.retryAfterSeconds` = 1             |
-//! | `slow`        | answers after 3 s                                          |
-//! | `crash`       | exits with status 3 without answering                      |
-//! | `garbage`     | prints a line that is not JSON, then answers normally      |
+//! | ID            | behaviour                                                         |
+//! |---------------|-------------------------------------------------------------------|
+//! | `missing`     | error -32002 (not found)                                          |
+//! | `ratelimited` | error -32001 with `data.retryAfterSeconds` = 1                    |
+//! | `slow`        | answers after 3 s                                                 |
+//! | `hang`        | never answers                                                     |
+//! | `crash`       | exits with status 3 without answering                             |
+//! | `crash-once`  | exits the first time (remembered in `ECHO_STATE_DIR`), then works |
+//! | `ratelimited-once` | error -32001 the first time (likewise), then works           |
+//! | `garbage`     | prints a line that is not JSON, then answers normally             |
+//! | `down`        | error -32603 (internal error), every time                         |
+//! | `badvalues`   | answers with values that fit no field (`status: completed`, ...)  |
+//!
+//! Match calls answer in the protocol's `{match, confidence}` shape: a title containing
+//! `nothing` finds no candidate, one containing `unsure` a candidate at confidence 0.4, any
+//! other title the candidate `m-<title in lower case, spaces as dashes>` at 0.95; a book with
+//! an `isbn` matches that ISBN at confidence 1.
 //!
 //! Run it by hand with `cargo run --example echo-plugin` and type, for example:
 //! `{"jsonrpc":"2.0","id":1,"method":"metadata/series/get","params":{"externalId":"abc"}}`
@@ -84,6 +95,7 @@ fn answer(method: &str, params: &Value) -> Result<Value, RpcError> {
         "shutdown" => Ok(Value::Null),
         "metadata/series/get" => get(params, series),
         "metadata/book/get" => get(params, book),
+        "metadata/series/match" | "metadata/book/match" => Ok(find(params)),
         _ => Err(RpcError::new(-32601, format!("Method not found: {method}"))),
     }
 }
@@ -113,8 +125,34 @@ fn get(params: &Value, build: fn(&str) -> Value) -> Result<Value, RpcError> {
             data: Some(json!({ "field": "externalId" })),
         });
     };
+    if let Some(ms) = std::env::var("ECHO_LATENCY_MS").ok().and_then(|v| v.parse().ok()) {
+        thread::sleep(Duration::from_millis(ms));
+    }
     match id {
         "missing" => Err(RpcError::new(-32002, "not found")),
+        "down" => Err(RpcError::new(-32603, "internal error: the upstream service is down")),
+        "hang" => loop {
+            thread::sleep(Duration::from_secs(3600));
+        },
+        "crash-once" => {
+            if first_time("echo-crashed-once") {
+                process::exit(3);
+            }
+            Ok(build(id))
+        }
+        "ratelimited-once" if first_time("echo-ratelimited-once") => Err(RpcError {
+            code: -32001,
+            message: "rate limited".to_owned(),
+            data: Some(json!({ "retryAfterSeconds": 1 })),
+        }),
+        "badvalues" => Ok(json!({
+            "externalId": id,
+            "externalUrl": "https://echo.invalid/series/badvalues",
+            "status": "completed",
+            "totalVolumeCount": -3,
+            "rating": { "score": 300, "source": "echo" },
+            "genres": "Action",
+        })),
         "ratelimited" => Err(RpcError {
             code: -32001,
             message: "rate limited".to_owned(),
@@ -131,6 +169,29 @@ fn get(params: &Value, build: fn(&str) -> Value) -> Result<Value, RpcError> {
         }
         _ => Ok(build(id)),
     }
+}
+
+/// Whether `marker` is new in `ECHO_STATE_DIR` (the working directory by default); creates it,
+/// so the next call, even from a restarted process, sees it.
+fn first_time(marker: &str) -> bool {
+    let dir = std::env::var("ECHO_STATE_DIR").unwrap_or_else(|_| ".".to_owned());
+    let path = std::path::Path::new(&dir).join(marker);
+    !path.exists() && std::fs::write(&path, "").is_ok()
+}
+
+/// Answers a match call; see the table at the top.
+fn find(params: &Value) -> Value {
+    if let Some(isbn) = params.get("isbn").and_then(Value::as_str) {
+        let found = json!({ "externalId": isbn, "title": format!("Echo book {isbn}") });
+        return json!({ "match": found, "confidence": 1.0 });
+    }
+    let title = params.get("title").and_then(Value::as_str).unwrap_or_default();
+    if title.contains("nothing") {
+        return json!({ "match": null, "confidence": 0.0 });
+    }
+    let id = format!("m-{}", title.to_lowercase().replace(' ', "-"));
+    let confidence = if title.contains("unsure") { 0.4 } else { 0.95 };
+    json!({ "match": { "externalId": id, "title": title }, "confidence": confidence })
 }
 
 fn series(id: &str) -> Value {

@@ -18,7 +18,7 @@ use crate::provider::Registry;
 use crate::reconcile::{self, Options};
 use crate::run::{Runner, Trigger};
 use crate::schedule::{self, Timing};
-use crate::store::{GitState, ImportMode, JobRow, RunRow, Store, StoreError};
+use crate::store::{CancelOutcome, GitState, ImportMode, JobRow, RunRow, Store, StoreError};
 use crate::validate::{self, Context};
 
 /// Exit codes: 0 fine, 1 errors found, 2 usage or I/O error, 3 changes pending (dry run).
@@ -103,7 +103,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
-    /// List or show runs.
+    /// Show what a run of the job would change on a few entries, writing nothing.
+    Preview {
+        id: String,
+        /// How many planned entries to fetch, from 1 to 1000.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        sample: u16,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// List, show or cancel runs.
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
@@ -162,6 +171,8 @@ pub enum RunsCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// Cancel a queued or running run: no new provider calls, the calls in flight finish.
+    Cancel { run: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,6 +240,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 }
                 Command::Runs { command: RunsCommand::Show { run, output } } => {
                     runs_show(&config, run, output).await
+                }
+                Command::Runs { command: RunsCommand::Cancel { run } } => {
+                    runs_cancel(&config, run).await
+                }
+                Command::Preview { id, sample, output } => {
+                    preview_cmd(&config, &id, usize::from(sample), output).await
                 }
                 Command::Catalog { command: CatalogCommand::Import { file } } => {
                     catalog_import(&config, &file).await
@@ -564,6 +581,52 @@ async fn runs_show(config: &Config, id: i64, output: Output) -> anyhow::Result<E
     let store = Store::open(&config.database).await?;
     let run = store.run(id).await?;
     show_run(&store, &run, output).await?;
+    Ok(Exit::Ok)
+}
+
+async fn runs_cancel(config: &Config, id: i64) -> anyhow::Result<Exit> {
+    let store = Store::open(&config.database).await?;
+    match store.request_cancel(id).await? {
+        CancelOutcome::Cancelled => println!("run {id} cancelled before it started"),
+        CancelOutcome::Requested => println!(
+            "cancel requested for run {id}: it makes no new provider calls, lets the calls in \
+             flight finish and ends `cancelled` (`curator runs show {id}`)"
+        ),
+        CancelOutcome::AlreadyEnded(status) if status == "cancelled" => {
+            println!("run {id} is already cancelled")
+        }
+        CancelOutcome::AlreadyEnded(status) => {
+            eprintln!("error: run {id} already ended `{status}`: there is nothing to cancel");
+            return Ok(Exit::Invalid);
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+async fn preview_cmd(
+    config: &Config,
+    id: &str,
+    sample: usize,
+    output: Output,
+) -> anyhow::Result<Exit> {
+    let store = Store::open(&config.database).await?;
+    let job = store.job(id).await?;
+    let registry = Arc::new(Registry::new(&config.providers));
+    let notifier = crate::webhook::Notifier::start(Vec::new());
+    let runner = Runner::new(store, registry.clone(), notifier, config.retention);
+    let preview = runner.preview(&job, sample).await;
+    registry.shutdown().await;
+    let preview = match preview {
+        Ok(preview) => preview,
+        Err(e) => {
+            eprintln!("error: cannot preview `{id}`: {e}");
+            return Ok(Exit::Invalid);
+        }
+    };
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&preview)?),
+        Output::Text => print!("{}", preview.render()),
+    }
     Ok(Exit::Ok)
 }
 

@@ -90,8 +90,24 @@
   }
 
   function show(value) {
-    return value === undefined || value === null ? "—" : JSON.stringify(value);
+    return value === undefined || value === null ? "null" : JSON.stringify(value);
   }
+
+  // The words `curator preview` prints for each layer and outcome.
+  const LAYERS = {
+    outsideGroups: "outside the job's groups",
+    notPermitted: "not permitted",
+    notReturned: "not returned",
+    refused: "refused",
+    locked: "locked",
+  };
+  const OUTCOMES = {
+    update: "would update",
+    unchanged: "would leave unchanged",
+    noMatch: "no confident match, would be skipped",
+    failed: "would fail",
+  };
+  const VERDICTS = { change: "would change", unchanged: "unchanged", blocked: "blocked" };
 
   function renderPreview(body) {
     const target = document.getElementById("preview");
@@ -100,45 +116,45 @@
     heading.textContent = "Preview";
     target.append(heading);
     const entries = body.entries || [];
+    const plan = body.plan || {};
     const summary = document.createElement("p");
-    summary.textContent = entries.length + " entr" + (entries.length === 1 ? "y" : "ies") +
-      " sampled; nothing was written.";
+    summary.textContent = entries.length + " of " + (plan.planned || 0) +
+      " planned entries, from provider " + body.provider + "; nothing was written.";
     target.append(summary);
-    const table = document.createElement("table");
-    table.className = "preview";
-    const head = table.createTHead().insertRow();
-    for (const name of ["Entry", "Field", "Now", "Provider", "Decision", "Blocked by"]) {
-      const th = document.createElement("th");
-      th.scope = "col";
-      th.textContent = name;
-      head.append(th);
-    }
-    const tbody = table.createTBody();
     for (const entry of entries) {
-      const fields = entry.fields || [];
-      const name = entry.entry + (entry.title ? " — " + entry.title : "");
-      if (fields.length === 0) {
-        const row = tbody.insertRow();
-        cell(row, name, "Entry");
-        cell(row, "", "Field");
-        cell(row, "", "Now");
-        cell(row, "", "Provider");
-        cell(row, entry.outcome || "", "Decision");
-        cell(row, entry.reason || "", "Blocked by");
-        continue;
+      const title = document.createElement("h3");
+      title.textContent = entry.kind + " " + entry.entry + (entry.title ? " — " + entry.title : "") +
+        ": " + (OUTCOMES[entry.outcome] || entry.outcome);
+      target.append(title);
+      if (entry.error) {
+        const error = document.createElement("p");
+        error.textContent = entry.error;
+        target.append(error);
       }
+      const table = document.createElement("table");
+      table.className = "preview";
+      const head = table.createTHead().insertRow();
+      for (const name of ["Field", "Verdict", "Before → after", "Blocked by"]) {
+        const th = document.createElement("th");
+        th.scope = "col";
+        th.textContent = name;
+        head.append(th);
+      }
+      const tbody = table.createTBody();
+      // What would change first, then what stays, then what is blocked.
+      const order = { change: 0, unchanged: 1, blocked: 2 };
+      const fields = (entry.fields || []).slice().sort((a, b) => order[a.verdict] - order[b.verdict]);
       for (const field of fields) {
         const row = tbody.insertRow();
-        row.className = "field decision-" + field.decision;
-        cell(row, name, "Entry");
+        row.className = "field verdict-" + field.verdict;
         cell(row, field.field, "Field");
-        cell(row, show(field.current), "Now");
-        cell(row, show(field.proposed), "Provider");
-        cell(row, field.decision, "Decision");
-        cell(row, field.blockedBy || "", "Blocked by");
+        cell(row, VERDICTS[field.verdict] || field.verdict, "Verdict");
+        cell(row, field.verdict === "change" ? show(field.before) + " → " + show(field.after) : "", "Before → after");
+        const layer = field.layer ? (LAYERS[field.layer] || field.layer) : "";
+        cell(row, field.detail ? layer + " (" + field.detail + ")" : layer, "Blocked by");
       }
+      target.append(table);
     }
-    target.append(table);
     target.hidden = false;
   }
 
@@ -164,9 +180,32 @@
     }
   }
 
+  async function cancel(button) {
+    const run = button.dataset.run;
+    button.disabled = true;
+    say("Cancelling…");
+    try {
+      const { response, body } = await post("/api/v1/runs/" + encodeURIComponent(run) + "/cancel");
+      if (response.ok && body) {
+        say(body.outcome === "requested"
+          ? "Cancel requested: the run stops after the calls in flight."
+          : "Run #" + run + " cancelled.");
+        await refresh();
+      } else {
+        failure(response, body);
+      }
+    } catch (e) {
+      say("Failed: " + e.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   document.addEventListener("click", (event) => {
-    const button = event.target.closest("button[data-action=run]");
-    if (button) runNow(button);
+    const run = event.target.closest("button[data-action=run]");
+    if (run) runNow(run);
+    const stop = event.target.closest("button[data-action=cancel]");
+    if (stop) cancel(stop);
   });
   document.addEventListener("submit", (event) => {
     const form = event.target.closest("form.preview-form");

@@ -65,6 +65,30 @@ pub enum ProviderError {
     Unavailable { provider: String, reason: String },
     #[error("provider `{provider}` sent an invalid answer to `{method}`: {reason}")]
     Protocol { provider: String, method: String, reason: String },
+    /// The service could not be reached or failed on its side (a refused connection, HTTP 5xx).
+    #[error("provider `{provider}` could not be reached: {reason}")]
+    Unreachable { provider: String, reason: String },
+}
+
+/// JSON-RPC codes a plugin uses for failures on its side that may pass: internal error and
+/// upstream API error.
+const TRANSIENT_RPC_CODES: [i64; 2] = [-32603, -32004];
+
+impl ProviderError {
+    /// Whether the same call may succeed if tried again soon: a timeout, a plugin that died and
+    /// is being restarted, a service that is down or failing on its side. A missing entry, an
+    /// answer that does not parse and a refused request are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProviderError::Timeout { .. }
+            | ProviderError::Unavailable { .. }
+            | ProviderError::Unreachable { .. } => true,
+            ProviderError::Rpc { code, .. } => TRANSIENT_RPC_CODES.contains(code),
+            ProviderError::NotFound { .. }
+            | ProviderError::RateLimited { .. }
+            | ProviderError::Protocol { .. } => false,
+        }
+    }
 }
 
 impl ProviderError {
@@ -76,6 +100,7 @@ impl ProviderError {
             ProviderError::Timeout { .. } => "timeout",
             ProviderError::Rpc { .. } => "rpc",
             ProviderError::Unavailable { .. } => "unavailable",
+            ProviderError::Unreachable { .. } => "unreachable",
             ProviderError::Protocol { .. } => "protocol",
         }
     }
@@ -318,6 +343,12 @@ impl Registry {
             });
         }
         statuses
+    }
+
+    /// The lowest confidence at which a match from the provider attaches its ID.
+    pub fn match_threshold(&self, name: &str) -> f64 {
+        let config = self.configs.iter().find(|c| c.name == name);
+        config.map_or(crate::config::MATCH_THRESHOLD, |c| c.match_threshold)
     }
 
     /// Stops every started provider.

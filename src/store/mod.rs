@@ -240,6 +240,18 @@ pub struct RunRow {
     pub job_deleted_at: Option<DateTime<Utc>>,
 }
 
+/// What a cancel request did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "outcome", content = "status")]
+pub enum CancelOutcome {
+    /// The run was queued and is now `cancelled`.
+    Cancelled,
+    /// The run is going; it stops making provider calls and ends `cancelled`.
+    Requested,
+    /// The run had already ended, with this status.
+    AlreadyEnded(String),
+}
+
 /// Whether an import overwrites what the database holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportMode {

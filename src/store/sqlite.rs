@@ -13,9 +13,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool, Transaction};
 
 use super::{
-    Change, Entry, EntryResult, FileRecord, GitState, ImportCounts, ImportMode, JobChanges,
-    JobIndex, JobRow, JobWrite, RowScope, RunRow, ScheduleRow, StoreError, StoredSummary,
-    parse_timestamp, timestamp,
+    CancelOutcome, Change, Entry, EntryResult, FileRecord, GitState, ImportCounts, ImportMode,
+    JobChanges, JobIndex, JobRow, JobWrite, RowScope, RunRow, ScheduleRow, StoreError,
+    StoredSummary, parse_timestamp, timestamp,
 };
 use crate::catalog::file::{BookDef, CatalogFile, ExternalIdDef, LibraryDef, SeriesDef};
 use crate::provider::EntityKind;
@@ -297,16 +297,41 @@ impl Store {
     /// Applies one entry's result atomically: its changed fields, the provider's
     /// `last_synced_at` when `synced` is set, and the run's record of the entry. Values are
     /// merged into the row as it is now, so a concurrent write to another field is kept.
+    ///
+    /// `attach` is the provider's ID for an entry that had none (a confident match): it is
+    /// stored in the same transaction, so an entry never keeps an ID without its fields.
+    #[allow(clippy::too_many_arguments)]
     pub async fn write_entry(
         &self,
         run_id: i64,
         seq: i64,
         entry: &Entry,
         provider: &str,
+        attach: Option<&str>,
         synced: Option<DateTime<Utc>>,
         result: &EntryResult,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
+        if let Some(external_id) = attach {
+            let sql = match entry.kind {
+                EntityKind::Series => {
+                    "INSERT INTO series_external_ids (series_id, provider, external_id)
+                     VALUES (?, ?, ?)
+                     ON CONFLICT (series_id, provider) DO UPDATE SET external_id = excluded.external_id"
+                }
+                EntityKind::Book => {
+                    "INSERT INTO book_external_ids (book_id, provider, external_id)
+                     VALUES (?, ?, ?)
+                     ON CONFLICT (book_id, provider) DO UPDATE SET external_id = excluded.external_id"
+                }
+            };
+            sqlx::query(sql)
+                .bind(entry.row_id)
+                .bind(provider)
+                .bind(external_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if !result.changes.is_empty() {
             let (select, update) = match entry.kind {
                 EntityKind::Series => (
@@ -571,6 +596,57 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Cancels a run: a queued run ends `cancelled` at once; a running one gets a cancel
+    /// request that the process running it acts on. A run that already ended is left as it is.
+    pub async fn request_cancel(&self, id: i64) -> Result<CancelOutcome, StoreError> {
+        let mut tx = self.write().await?;
+        let now = timestamp(Utc::now());
+        let status: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: "run", id: id.to_string() })?;
+        let outcome = match status.as_str() {
+            "queued" => {
+                sqlx::query(
+                    "UPDATE runs SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?,
+                                     error = 'cancelled before it started'
+                     WHERE id = ?",
+                )
+                .bind(&now)
+                .bind(&now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                CancelOutcome::Cancelled
+            }
+            "running" => {
+                sqlx::query(
+                    "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, ?)
+                     WHERE id = ?",
+                )
+                .bind(&now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                CancelOutcome::Requested
+            }
+            _ => CancelOutcome::AlreadyEnded(status),
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Whether someone asked to cancel the run.
+    pub async fn cancel_requested(&self, id: i64) -> Result<bool, StoreError> {
+        let at: Option<Option<String>> =
+            sqlx::query_scalar("SELECT cancel_requested_at FROM runs WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.flatten().is_some())
     }
 
     /// Deletes a job's runs beyond the newest `keep` and any older than `max_age`, with their

@@ -761,35 +761,87 @@ async fn run_now(
         .into_response())
 }
 
-/// Previews the job on a sample of entries: what each field would become, and what blocks it.
+/// Previews the job on a sample of entries: the same plan and provider calls as a run, with
+/// nothing written, and for every field of each entry what a run would do and which layer
+/// (groups, permissions, the provider's answer, the value's shape, a lock) stops it. The body
+/// is `curator preview ID --output json`'s.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/preview", tag = "actions",
     params(("id" = String, Path, description = "The job ID, with `/` encoded as `%2F`"), PreviewParams),
-    responses((status = 501, body = ErrorBody)),
+    responses((status = 200, body = serde_json::Value, description = "The preview: `formatVersion`, \
+            `job`, `provider`, `sample`, `plan` counts, and `entries`, each with `outcome` and its \
+            `fields` (`field`, `verdict`: `change` with `before`/`after`, `unchanged`, or `blocked` \
+            with `layer`)"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The job's provider cannot be used")),
     security(("bearer" = [])))]
 async fn preview(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(_params): Query<PreviewParams>,
-) -> ApiResult<Response> {
+    Query(params): Query<PreviewParams>,
+) -> ApiResult<Json<crate::run::preview::Preview>> {
     state.access.check_action(&headers)?;
-    state.store.job(&id).await?;
-    Err(ApiError::NotImplemented("preview is not available in this build".into()))
+    let sample = params.sample.unwrap_or(crate::run::preview::DEFAULT_SAMPLE);
+    if !(1..=MAX_SAMPLE).contains(&sample) {
+        return Err(ApiError::BadRequest(format!(
+            "`sample` must be from 1 to {MAX_SAMPLE}, not `{sample}`"
+        )));
+    }
+    let job = state.store.job(&id).await?;
+    match state.runner.preview(&job, sample).await {
+        Ok(preview) => Ok(Json(preview)),
+        Err(crate::run::preview::PreviewError::Store(e)) => Err(e.into()),
+        Err(crate::run::preview::PreviewError::Provider(reason)) => {
+            Err(ApiError::Conflict(format!("cannot preview `{id}`: {reason}")))
+        }
+    }
+}
+
+/// The most entries one preview may sample.
+const MAX_SAMPLE: usize = 100;
+
+/// What became of a cancel request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cancelled {
+    /// `cancelled` (it was queued and will not start), `requested` (it is running: it makes no
+    /// new provider calls, lets the calls in flight finish and ends `cancelled`), or
+    /// `already-cancelled`.
+    pub outcome: String,
+    pub run: RunSummary,
 }
 
 /// Cancels a queued or running run.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "actions",
     params(("id" = i64, Path, description = "The run ID")),
-    responses((status = 501, body = ErrorBody)),
+    responses((status = 200, body = Cancelled, description = "Cancelled, or already cancelled"),
+        (status = 202, body = Cancelled, description = "Requested: the running run stops soon"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The run already ended otherwise")),
     security(("bearer" = [])))]
 async fn cancel_run(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
+    use crate::store::CancelOutcome;
     state.access.check_action(&headers)?;
-    state.store.run(id).await?;
-    Err(ApiError::NotImplemented("cancelling a run is not available in this build".into()))
+    let (status, outcome) = match state.runner.cancel(id).await? {
+        CancelOutcome::Cancelled => (StatusCode::OK, "cancelled"),
+        CancelOutcome::Requested => (StatusCode::ACCEPTED, "requested"),
+        CancelOutcome::AlreadyEnded(ended) if ended == "cancelled" => {
+            (StatusCode::OK, "already-cancelled")
+        }
+        CancelOutcome::AlreadyEnded(ended) => {
+            return Err(ApiError::Conflict(format!(
+                "run {id} already ended `{ended}`: there is nothing to cancel"
+            )));
+        }
+    };
+    tracing::info!(run.id = id, outcome, "run cancel through the API");
+    let run = state.store.run(id).await?.into();
+    Ok((status, Json(Cancelled { outcome: outcome.into(), run })).into_response())
 }
 
 // ----- runs -----

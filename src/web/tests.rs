@@ -533,3 +533,66 @@ async fn pages_carry_a_policy_that_runs_only_curators_own_script() {
     assert!(policy.contains("script-src 'self'"), "{policy}");
     assert_eq!(page.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
 }
+
+#[tokio::test]
+async fn preview_gives_each_fields_verdict_and_writes_nothing() {
+    let world = world().await;
+    let before = world.state.store.export_catalog(None).await.unwrap();
+    let answer = world
+        .send(Method::POST, "/api/v1/jobs/manga%2Fcurated-status/preview?sample=2", None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let preview = answer.body;
+    assert_eq!(preview["job"], "manga/curated-status");
+    assert_eq!(preview["sample"], 2);
+    let entries = preview["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    let verdicts: Vec<&str> = entries
+        .iter()
+        .flat_map(|e| e["fields"].as_array().unwrap())
+        .map(|f| f["verdict"].as_str().unwrap())
+        .collect();
+    assert!(verdicts.contains(&"change"), "{verdicts:?}");
+    assert!(verdicts.contains(&"blocked"), "fields outside the groups are blocked: {verdicts:?}");
+    let blocked =
+        entries[0]["fields"].as_array().unwrap().iter().find(|f| f["verdict"] == "blocked");
+    assert!(blocked.unwrap()["layer"].is_string(), "a blocked field names its layer");
+
+    assert_eq!(world.state.store.export_catalog(None).await.unwrap(), before, "nothing written");
+    assert!(world.state.store.runs(None, 10).await.unwrap().is_empty(), "and no run recorded");
+
+    let bad = world
+        .send(Method::POST, "/api/v1/jobs/manga%2Fcurated-status/preview?sample=0", None)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["message"], "`sample` must be from 1 to 100, not `0`");
+    let missing = world.send(Method::POST, "/api/v1/jobs/nope/preview", None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_queued_run_is_cancelled_and_an_ended_one_cannot_be() {
+    let world = world().await;
+    let queued = world.send(Method::POST, "/api/v1/jobs/manga%2Fcurated-status/run", None).await;
+    let id = queued.body["run"]["id"].as_i64().unwrap();
+
+    let answer = world.send(Method::POST, &format!("/api/v1/runs/{id}/cancel"), None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body["outcome"], "cancelled");
+    assert_eq!(answer.body["run"]["status"], "cancelled");
+    assert!(world.state.store.claim_queued_run().await.unwrap().is_none(), "it will not start");
+    let again = world.send(Method::POST, &format!("/api/v1/runs/{id}/cancel"), None).await;
+    assert_eq!(again.body["outcome"], "already-cancelled");
+
+    let job = world.state.store.job("manga/curated-status").await.unwrap();
+    let done = world.state.runner.run(&job, crate::run::Trigger::Manual, None).await.unwrap();
+    let ended = world.send(Method::POST, &format!("/api/v1/runs/{done}/cancel"), None).await;
+    assert_eq!(ended.status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&ended), "conflict");
+    assert_eq!(
+        ended.body["message"],
+        format!("run {done} already ended `succeeded`: there is nothing to cancel")
+    );
+    let missing = world.send(Method::POST, "/api/v1/runs/999/cancel", None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

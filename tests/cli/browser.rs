@@ -297,6 +297,43 @@ async fn run_now_produces_a_run_that_shows_on_the_page_without_a_reload() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn preview_shows_what_each_sampled_field_would_become_and_what_blocks_it() {
+    let Some(browser) = Browser::start("preview").await else { return };
+    let (sandbox, server) = served(|s| s).await;
+    browser.open(&format!("{}/jobs/manga/curated-status", server.url())).await;
+    let sample = browser.client.find(Locator::Id("sample")).await.unwrap();
+    sample.clear().await.unwrap();
+    sample.send_keys("2").await.unwrap();
+    browser
+        .client
+        .find(Locator::Css("form.preview-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    let text = browser.wait_for_text("the preview", |t| t.contains("Preview ready.")).await;
+    assert!(
+        text.contains("2 of 10 planned entries, from provider curated; nothing was written"),
+        "{text}"
+    );
+    let tables = browser.client.find_all(Locator::Css("#preview table.preview")).await.unwrap();
+    assert_eq!(tables.len(), 2, "one table per sampled entry");
+    let rows =
+        browser.js("return document.querySelectorAll('#preview tr.verdict-change').length").await;
+    assert!(rows.as_u64().unwrap() >= 1, "some field would change");
+    for expected in ["would change", "outside the job's groups", "→"] {
+        assert!(text.contains(expected), "the preview shows `{expected}`:\n{text}");
+    }
+    browser.screenshot("preview").await;
+
+    let runs = blocking(move || sandbox.json(&["runs", "list", "--output", "json"])).await;
+    assert_eq!(runs, json!([]), "a preview records no run");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_broken_file_shows_the_banner_on_every_page_until_it_is_fixed() {
     let Some(browser) = Browser::start("banner").await else { return };
     let (sandbox, server) = served(|s| s).await;

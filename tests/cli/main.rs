@@ -6,6 +6,7 @@
 mod browser;
 mod catalog;
 mod reconcile;
+mod refresh;
 mod runs;
 mod schedule;
 mod serve;
