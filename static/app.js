@@ -62,15 +62,14 @@
     say("Failed: " + message, response.status === 401 ? "/login" : null);
   }
 
-  async function runNow(button) {
-    const job = button.dataset.job;
+  // Sends one action from `button`: `pending` while it goes, then `done(body)` on success.
+  async function act(button, pending, url, done) {
     button.disabled = true;
-    say("Queueing a run…");
+    say(pending);
     try {
-      const { response, body } = await post("/api/v1/jobs/" + encodeURIComponent(job) + "/run");
+      const { response, body } = await post(url);
       if (response.ok && body) {
-        say("Queued run #" + body.run.id + ".", "/runs/" + body.run.id);
-        await refresh();
+        await done(body);
       } else {
         failure(response, body);
       }
@@ -79,6 +78,25 @@
     } finally {
       button.disabled = false;
     }
+  }
+
+  function runNow(button) {
+    const url = "/api/v1/jobs/" + encodeURIComponent(button.dataset.job) + "/run";
+    return act(button, "Queueing a run…", url, async (body) => {
+      say("Queued run #" + body.run.id + ".", "/runs/" + body.run.id);
+      await refresh();
+    });
+  }
+
+  function cancel(button) {
+    const run = button.dataset.run;
+    const url = "/api/v1/runs/" + encodeURIComponent(run) + "/cancel";
+    return act(button, "Cancelling…", url, async (body) => {
+      say(body.outcome === "requested"
+        ? "Cancel requested: the run stops after the calls in flight."
+        : "Run #" + run + " cancelled.");
+      await refresh();
+    });
   }
 
   function cell(row, text, label, className) {
@@ -158,47 +176,14 @@
     target.hidden = false;
   }
 
-  async function preview(form) {
-    const job = form.dataset.job;
+  function preview(form) {
     const sample = form.querySelector("input[name=sample]").value || "5";
-    const button = form.querySelector("button");
-    button.disabled = true;
-    say("Previewing…");
-    try {
-      const url = "/api/v1/jobs/" + encodeURIComponent(job) + "/preview?sample=" + encodeURIComponent(sample);
-      const { response, body } = await post(url);
-      if (response.ok && body) {
-        renderPreview(body);
-        say("Preview ready.");
-      } else {
-        failure(response, body);
-      }
-    } catch (e) {
-      say("Failed: " + e.message);
-    } finally {
-      button.disabled = false;
-    }
-  }
-
-  async function cancel(button) {
-    const run = button.dataset.run;
-    button.disabled = true;
-    say("Cancelling…");
-    try {
-      const { response, body } = await post("/api/v1/runs/" + encodeURIComponent(run) + "/cancel");
-      if (response.ok && body) {
-        say(body.outcome === "requested"
-          ? "Cancel requested: the run stops after the calls in flight."
-          : "Run #" + run + " cancelled.");
-        await refresh();
-      } else {
-        failure(response, body);
-      }
-    } catch (e) {
-      say("Failed: " + e.message);
-    } finally {
-      button.disabled = false;
-    }
+    const url = "/api/v1/jobs/" + encodeURIComponent(form.dataset.job) + "/preview?sample=" +
+      encodeURIComponent(sample);
+    return act(form.querySelector("button"), "Previewing…", url, (body) => {
+      renderPreview(body);
+      say("Preview ready.");
+    });
   }
 
   document.addEventListener("click", (event) => {

@@ -298,30 +298,13 @@ struct RunPageParams {
     offset: Option<usize>,
 }
 
-/// An entry as the run page prints it.
-pub struct EntryLine {
-    pub kind: String,
-    pub entry: String,
-    pub title: Option<String>,
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub changes: Vec<ChangeLine>,
-}
-
-/// One field's change, values as compact JSON.
-pub struct ChangeLine {
-    pub field: String,
-    pub before: String,
-    pub after: String,
-}
-
 #[derive(Template, WebTemplate)]
 #[template(path = "run.html")]
 struct RunTemplate {
     page: Page,
     run: RunLine,
     job_exists: bool,
-    entries: Vec<EntryLine>,
+    entries: Vec<api::EntryView>,
     entries_total: usize,
     prev_offset: Option<usize>,
     next_offset: Option<usize>,
@@ -337,31 +320,11 @@ async fn run_page(
     let offset = params.offset.unwrap_or(0);
     let detail = api::run_detail(&state, id, ENTRIES_PER_PAGE, offset).await?;
     let job_exists = detail.run.job_deleted_at.is_none();
-    let entries = detail
-        .entries
-        .into_iter()
-        .map(|e| EntryLine {
-            kind: e.kind,
-            entry: e.entry,
-            title: e.title,
-            outcome: e.outcome,
-            reason: e.reason,
-            changes: e
-                .changes
-                .into_iter()
-                .map(|c| ChangeLine {
-                    field: c.field,
-                    before: c.before.to_string(),
-                    after: c.after.to_string(),
-                })
-                .collect(),
-        })
-        .collect();
     Ok(RunTemplate {
         page: page(&state).await?,
         run: run_line(&detail.run),
         job_exists,
-        entries,
+        entries: detail.entries,
         entries_total: detail.entries_total,
         prev_offset: (offset > 0).then(|| offset.saturating_sub(ENTRIES_PER_PAGE)),
         next_offset: detail.next_offset,
