@@ -20,6 +20,7 @@
 //! | `garbage`     | prints a line that is not JSON, then answers normally             |
 //! | `down`        | error -32603 (internal error), every time                         |
 //! | `badvalues`   | answers with values that fit no field (`status: completed`, ...)  |
+//! | `storage`     | first asks the host `storage/get` and puts its answer in `summary` |
 //!
 //! Match calls answer in the protocol's `{match, confidence}` shape: a title containing
 //! `nothing` finds no candidate, one containing `unsure` a candidate at confidence 0.4, any
@@ -31,6 +32,7 @@
 
 use std::io::{self, BufRead, Write};
 use std::process;
+use std::sync::{Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -49,10 +51,24 @@ impl RpcError {
     }
 }
 
+/// Threads waiting for the host's answer to a call they made, by that call's ID.
+static WAITING: Mutex<Vec<(String, mpsc::Sender<Value>)>> = Mutex::new(Vec::new());
+
 fn main() {
     for line in io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         if line.trim().is_empty() {
+            continue;
+        }
+        // An answer from the host to one of our own calls goes to the thread waiting for it.
+        if let Ok(message) = serde_json::from_str::<Value>(&line)
+            && message.get("method").is_none()
+            && let Some(id) = message.get("id").and_then(Value::as_str)
+        {
+            let mut waiting = WAITING.lock().unwrap();
+            if let Some(at) = waiting.iter().position(|(w, _)| w == id) {
+                let _ = waiting.remove(at).1.send(message);
+            }
             continue;
         }
         // One thread per request, so a slow answer does not hold up the others: the host has to
@@ -70,7 +86,12 @@ fn handle(line: &str) {
         }
     };
     let method = request["method"].as_str().unwrap_or_default();
-    let outcome = answer(method, &request["params"]);
+    let mut outcome = answer(method, &request["params"]);
+    if request["params"]["externalId"] == "storage"
+        && let Ok(metadata) = &mut outcome
+    {
+        metadata["summary"] = ask_host(&request["id"]);
+    }
 
     // A request without an `id` is a notification, which gets no answer.
     let Some(id) = request.get("id").cloned() else {
@@ -168,6 +189,20 @@ fn get(params: &Value, build: fn(&str) -> Value) -> Result<Value, RpcError> {
             Ok(build(id))
         }
         _ => Ok(build(id)),
+    }
+}
+
+/// Makes a `storage/get` call to the host on behalf of request `parent` and returns the host's
+/// whole answer as text, or `no answer` after 5 s.
+fn ask_host(parent: &Value) -> Value {
+    let id = format!("echo-{parent}");
+    let (tx, rx) = mpsc::channel();
+    WAITING.lock().unwrap().push((id.clone(), tx));
+    let params = json!({ "key": "last-sync", "parentRequestId": parent });
+    send(&json!({ "jsonrpc": "2.0", "id": id, "method": "storage/get", "params": params }));
+    match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(answer) => Value::String(answer.to_string()),
+        Err(_) => Value::String("no answer".to_owned()),
     }
 }
 

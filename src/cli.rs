@@ -282,17 +282,21 @@ async fn validate_cmd(
         None
     };
     // The library check needs the database; validate never creates one just to look.
-    let libraries = match &config {
+    let (libraries, manifests) = match &config {
         Some(c) if database_exists(&c.database) => match Store::open(&c.database).await {
-            Ok(store) => store.library_ids().await.ok(),
-            Err(_) => None,
+            Ok(store) => (store.library_ids().await.ok(), store.manifests().await.ok()),
+            Err(_) => (None, None),
         },
-        _ => None,
+        _ => (None, None),
     };
     let root =
         config.as_ref().map(|c| c.jobs_dir.clone()).unwrap_or_else(|| PathBuf::from("jobs.d"));
     let paths = if paths.is_empty() { vec![root.clone()] } else { paths };
-    let ctx = Context { config: config.as_ref(), libraries: libraries.as_ref() };
+    let ctx = Context {
+        config: config.as_ref(),
+        libraries: libraries.as_ref(),
+        manifests: manifests.as_ref(),
+    };
     let report = match validate::check_paths(&paths, &root, &ctx) {
         Ok(report) => report,
         Err(e) => {
@@ -545,7 +549,9 @@ async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyho
     let registry = Arc::new(Registry::new(&config.providers));
     let notifier = crate::webhook::Notifier::start(config.webhooks.clone());
     let runner = Runner::new(store.clone(), registry.clone(), notifier.clone(), config.retention);
+    let interrupt = tokio::spawn(cancel_on_interrupt(runner.clone(), job.id.clone()));
     let run_id = runner.run(&job, Trigger::Manual, None).await;
+    interrupt.abort();
     registry.shutdown().await;
     notifier.flush(std::time::Duration::from_secs(30)).await;
     let run = store.run(run_id?).await?;
@@ -554,6 +560,26 @@ async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyho
         "succeeded" => Exit::Ok,
         _ => Exit::Invalid,
     })
+}
+
+/// Ctrl-C while `run --wait` runs: the first cancels the run (the calls in flight finish and
+/// are written), the second leaves at once, and the run is marked `interrupted` later.
+async fn cancel_on_interrupt(runner: Arc<Runner>, job_id: String) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    let running =
+        runner.store().runs(Some(&job_id), 1).await.ok().and_then(|runs| runs.into_iter().next());
+    if let Some(run) = running.filter(|r| r.status == "running") {
+        eprintln!(
+            "cancelling run {}: the calls in flight finish first (Ctrl-C again to leave now)",
+            run.id
+        );
+        let _ = runner.cancel(run.id).await;
+    }
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(130);
+    }
 }
 
 async fn runs_list(

@@ -453,7 +453,14 @@ fn read_match(answer: &Value) -> Result<Option<MatchCandidate>, String> {
 async fn launch(config: &PluginConfig) -> Result<(Arc<Connection>, Manifest), ProviderError> {
     let connection = Connection::spawn(config)?;
 
-    let params = json!({ "adminConfig": config.settings, "logLevel": "info" });
+    // The settings go out as `adminConfig` and, for plugins written against older hosts, as the
+    // merged `config`; curator has no per-user settings.
+    let params = json!({
+        "config": config.settings,
+        "adminConfig": config.settings,
+        "userConfig": {},
+        "logLevel": "info",
+    });
     let invalid = |reason| ProviderError::Protocol {
         provider: config.name.clone(),
         method: "initialize".to_owned(),
@@ -534,6 +541,7 @@ impl Connection {
         tokio::spawn(supervise(
             child,
             stdout,
+            requests.clone(),
             Arc::clone(&pending),
             kill_requested,
             ended_tx,
@@ -620,12 +628,13 @@ async fn write_requests(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceive
 async fn supervise(
     mut child: Child,
     stdout: ChildStdout,
+    replies: mpsc::UnboundedSender<Vec<u8>>,
     pending: Arc<Mutex<Pending>>,
     mut kill: oneshot::Receiver<()>,
     ended: watch::Sender<bool>,
     provider: String,
 ) {
-    let responses = read_responses(stdout, Arc::clone(&pending), provider.clone());
+    let responses = read_responses(stdout, replies, Arc::clone(&pending), provider.clone());
     tokio::pin!(responses);
 
     let (failure, expected) = tokio::select! {
@@ -685,6 +694,7 @@ fn exit_reason(status: io::Result<ExitStatus>) -> String {
 /// (`Err` with the reason).
 async fn read_responses(
     stdout: ChildStdout,
+    replies: mpsc::UnboundedSender<Vec<u8>>,
     pending: Arc<Mutex<Pending>>,
     provider: String,
 ) -> Result<(), String> {
@@ -698,12 +708,23 @@ async fn read_responses(
             }
             Err(error) => return Err(format!("reading its stdout failed: {error}")),
             Ok(LineEnd::Line) if line.trim_ascii().is_empty() => {}
-            Ok(LineEnd::Line) => route(&line, &pending, &provider),
+            Ok(LineEnd::Line) => route(&line, &replies, &pending, &provider),
         }
     }
 }
 
-fn route(line: &[u8], pending: &Mutex<Pending>, provider: &str) {
+fn route(
+    line: &[u8],
+    replies: &mpsc::UnboundedSender<Vec<u8>>,
+    pending: &Mutex<Pending>,
+    provider: &str,
+) {
+    if let Some(reply) = refuse_reverse_call(line) {
+        // The plugin waits for this answer: without it, it would hang until its own timeout.
+        debug!(provider, "refused a call from the plugin to the host");
+        let _ = replies.send(reply);
+        return;
+    }
     let (id, answer) = match parse_response(line) {
         Ok(response) => response,
         Err(why) => {
@@ -721,14 +742,29 @@ fn route(line: &[u8], pending: &Mutex<Pending>, provider: &str) {
     }
 }
 
+/// The answer to a request the plugin makes of the host (`storage/*`, `releases/*`, tagged with
+/// `parentRequestId`): error -32601, since curator offers plugins no host services. `None` when
+/// the line is not a request.
+fn refuse_reverse_call(line: &[u8]) -> Option<Vec<u8>> {
+    let message: serde_json::Map<String, Value> = serde_json::from_slice(line).ok()?;
+    let method = message.get("method")?.as_str()?;
+    let id = message.get("id").filter(|id| !id.is_null())?;
+    let error = json!({
+        "code": -32601,
+        "message": format!("Method not found: {method} (curator offers plugins no host methods)"),
+    });
+    let mut reply = json!({ "jsonrpc": "2.0", "id": id, "error": error }).to_string().into_bytes();
+    reply.push(b'\n');
+    Some(reply)
+}
+
 /// Reads a line as a JSON-RPC response: its `id` and either its answer or why that answer is
 /// invalid. `Err` when the line is not a response at all.
 fn parse_response(line: &[u8]) -> Result<(u64, Result<Answer, String>), &'static str> {
     let Ok(Value::Object(mut message)) = serde_json::from_slice::<Value>(line) else {
         return Err("not a JSON object");
     };
-    // Reverse calls (`storage/*`, `releases/*`) are not served: a plugin that makes one waits
-    // for its own timeout.
+    // Reverse calls are answered by `refuse_reverse_call`; a notification is dropped.
     if message.contains_key("method") {
         return Err("a request or notification, which curator does not serve");
     }
@@ -843,6 +879,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    // The echo plugin is built by `cargo test`; `cargo test --lib` alone may find an old one:
+    // build it with `cargo build --example echo-plugin`.
     use std::path::Path;
     use std::time::Duration;
 
@@ -935,6 +973,19 @@ mod tests {
         assert_eq!(book["externalId"], "b-1");
         assert_eq!(book["title"], "Echo book b-1");
         assert_eq!(book["pageCount"], 200);
+        plugin.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_call_from_the_plugin_to_the_host_is_refused_at_once() {
+        let plugin = start_echo(Duration::from_secs(3)).await;
+        let series = plugin.get(EntityKind::Series, "storage").await.expect("an answer in time");
+        let host_said: Value = serde_json::from_str(series["summary"].as_str().unwrap()).unwrap();
+        assert_eq!(host_said["error"]["code"], -32601, "{host_said}");
+        assert_eq!(
+            host_said["error"]["message"],
+            "Method not found: storage/get (curator offers plugins no host methods)"
+        );
         plugin.shutdown().await;
     }
 

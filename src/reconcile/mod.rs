@@ -89,15 +89,17 @@ pub async fn reconcile(
             }
         }
     }
+    let manifests = tx.manifests().await?;
     let index = tx.index().await?;
-    let key = cache_key(config, &libraries);
+    let key = cache_key(config, &libraries, &manifests);
     let check_all = index.cache_key.as_deref() != Some(key.as_str());
     let touched: HashSet<String> = index.touched.iter().map(|(id, _)| id.clone()).collect();
     let touched_files: BTreeSet<String> = index.touched.into_iter().map(|(_, f)| f).collect();
     let records = index.files;
 
     // Read: list the directory, read and check what changed, ask Git about every file.
-    let ctx = Context { config: Some(config), libraries: Some(&libraries) };
+    let ctx =
+        Context { config: Some(config), libraries: Some(&libraries), manifests: Some(&manifests) };
     let (mut scan, git) = blocking(|| {
         let scan = scan::scan(&config.jobs_dir, &records, check_all, &touched_files, &ctx);
         let git = scan.walked.as_ref().ok().and_then(|walked| {
@@ -200,7 +202,11 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
 
 /// What the file index depends on besides the files themselves: a file checked under other
 /// libraries or providers, or by another curator binary, is checked again.
-fn cache_key(config: &Config, libraries: &HashSet<String>) -> String {
+fn cache_key(
+    config: &Config,
+    libraries: &HashSet<String>,
+    manifests: &crate::validate::Manifests,
+) -> String {
     let mut hasher = Sha256::new();
     hasher.update(env!("CARGO_PKG_VERSION"));
     // A rebuilt binary may check differently at the same version number.
@@ -214,7 +220,8 @@ fn cache_key(config: &Config, libraries: &HashSet<String>) -> String {
         hasher.update(format!("\0library\0{library}"));
     }
     for p in &config.providers {
-        hasher.update(format!("\0provider\0{}\0{:?}\0{}", p.name, p.kind, p.enabled));
+        let serves = manifests.get(&p.name).map(|c| (c.series, c.book));
+        hasher.update(format!("\0provider\0{}\0{:?}\0{}\0{serves:?}", p.name, p.kind, p.enabled));
     }
     hex::encode(hasher.finalize())
 }

@@ -290,6 +290,14 @@ impl Runner {
     async fn provider_for(&self, spec: &LibraryJob) -> Result<Arc<Provider>, String> {
         let provider = self.registry.get(spec.provider_name()).await.map_err(|e| e.to_string())?;
         let capabilities = provider.capabilities();
+        if let Provider::Plugin(plugin) = provider.as_ref() {
+            // Validation and reconcile read it from here, to refuse a scope the plugin lacks.
+            let manifest = serde_json::to_value(plugin.manifest()).unwrap_or_default();
+            if let Err(e) = self.store.save_manifest(provider.name(), capabilities, &manifest).await
+            {
+                tracing::warn!(provider = provider.name(), error = %e, "cannot store the plugin's manifest");
+            }
+        }
         if (spec.scope.series() && !capabilities.series)
             || (spec.scope.books() && !capabilities.book)
         {

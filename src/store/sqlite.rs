@@ -598,6 +598,36 @@ impl Store {
         Ok(())
     }
 
+    /// Stores what a plugin's manifest said at its latest start.
+    pub async fn save_manifest(
+        &self,
+        name: &str,
+        capabilities: crate::provider::Capabilities,
+        manifest: &Value,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO provider_manifests (name, series, book, manifest, seen_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET series = excluded.series, book = excluded.book,
+                 manifest = excluded.manifest, seen_at = excluded.seen_at",
+        )
+        .bind(name)
+        .bind(capabilities.series)
+        .bind(capabilities.book)
+        .bind(manifest.to_string())
+        .bind(timestamp(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Each plugin's capabilities as its manifest last gave them.
+    pub async fn manifests(&self) -> Result<crate::validate::Manifests, StoreError> {
+        manifests(&self.pool).await
+    }
+
     /// Cancels a run: a queued run ends `cancelled` at once; a running one gets a cancel
     /// request that the process running it acts on. A run that already ended is left as it is.
     pub async fn request_cancel(&self, id: i64) -> Result<CancelOutcome, StoreError> {
@@ -794,6 +824,22 @@ impl Store {
     }
 }
 
+async fn manifests<'e, E: sqlx::SqliteExecutor<'e>>(
+    executor: E,
+) -> Result<crate::validate::Manifests, StoreError> {
+    let rows = sqlx::query("SELECT name, series, book FROM provider_manifests")
+        .fetch_all(executor)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let capabilities =
+                crate::provider::Capabilities { series: row.get("series"), book: row.get("book") };
+            (row.get("name"), capabilities)
+        })
+        .collect())
+}
+
 /// One reconcile pass's transaction (see [`Store::begin_reconcile`]). Dropped without
 /// [`ReconcileTx::apply`], it rolls back.
 pub struct ReconcileTx {
@@ -808,6 +854,11 @@ impl ReconcileTx {
     pub async fn library_ids(&mut self) -> Result<HashSet<String>, StoreError> {
         let rows = sqlx::query("SELECT id FROM libraries").fetch_all(&mut *self.tx).await?;
         Ok(rows.into_iter().map(|r| r.get("id")).collect())
+    }
+
+    /// Each plugin's capabilities as its manifest last gave them.
+    pub async fn manifests(&mut self) -> Result<crate::validate::Manifests, StoreError> {
+        manifests(&mut *self.tx).await
     }
 
     /// The file index, the job count, the rows written outside curator, and the index's key.

@@ -60,7 +60,7 @@ pub(super) fn check(
         found.push(Finding::error("/library", "library", message));
     }
     if let (Some(config), Some(provider)) = (ctx.config, text("provider")) {
-        check_provider(provider, scope, config, found);
+        check_provider(provider, scope, config, ctx.manifests, found);
     }
 }
 
@@ -177,7 +177,13 @@ fn check_repeats(value: &Value, doc: &Document, found: &mut Vec<Finding>) {
     }
 }
 
-fn check_provider(provider: &str, scope: Option<Scope>, config: &Config, found: &mut Vec<Finding>) {
+fn check_provider(
+    provider: &str,
+    scope: Option<Scope>,
+    config: &Config,
+    manifests: Option<&super::Manifests>,
+    found: &mut Vec<Finding>,
+) {
     let name = provider.strip_prefix("plugin:").unwrap_or(provider);
     let Some(configured) = config.provider(name) else {
         let names: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
@@ -192,24 +198,34 @@ fn check_provider(provider: &str, scope: Option<Scope>, config: &Config, found: 
             format!("`provider`: `{name}` is disabled in the config, so the job's runs will fail");
         found.push(Finding::warning("/provider", "provider", message));
     }
-    // A plugin's capabilities come from its manifest, known once it has started; the run
-    // checks them then.
+    // A plugin's capabilities come from its manifest, stored when it last started; a plugin
+    // never started is checked by its first run.
     let serves = match configured.kind {
         ProviderKind::Directory => Some((true, true)),
         ProviderKind::Anilist => Some((true, false)),
         ProviderKind::Openlibrary => Some((false, true)),
-        ProviderKind::Plugin => None,
+        ProviderKind::Plugin => manifests.and_then(|m| m.get(name)).map(|c| (c.series, c.book)),
     };
     if let (Some((series, books)), Some(scope)) = (serves, scope)
         && ((scope.series() && !series) || (scope.books() && !books))
     {
-        let (serves, fits) =
-            if series { ("series only", "series_only") } else { ("books only", "books_only") };
-        let message = format!(
-            "`scope`: provider `{name}` cannot serve scope `{}`: it provides {serves}, so use \
-             scope `{fits}` or another provider",
-            scope.as_str()
-        );
+        let message = match (series, books) {
+            (true, _) => format!(
+                "`scope`: provider `{name}` cannot serve scope `{}`: it provides series only, so \
+                 use scope `series_only` or another provider",
+                scope.as_str()
+            ),
+            (false, true) => format!(
+                "`scope`: provider `{name}` cannot serve scope `{}`: it provides books only, so \
+                 use scope `books_only` or another provider",
+                scope.as_str()
+            ),
+            (false, false) => format!(
+                "`scope`: provider `{name}` cannot serve scope `{}`: its manifest offers no \
+                 series or book metadata",
+                scope.as_str()
+            ),
+        };
         found.push(Finding::error("/scope", "scope", message));
     }
 }

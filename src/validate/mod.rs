@@ -175,7 +175,13 @@ pub struct Context<'a> {
     pub config: Option<&'a Config>,
     /// The libraries in the database, when it could be read.
     pub libraries: Option<&'a HashSet<String>>,
+    /// What each plugin's manifest said when it last started, when the database could be read.
+    /// A plugin never started has no entry, and its scope is checked by the run.
+    pub manifests: Option<&'a Manifests>,
 }
+
+/// Plugin capabilities by provider name, as stored when each plugin last started.
+pub type Manifests = std::collections::HashMap<String, crate::provider::Capabilities>;
 
 /// Checks every job file under each path (files or directories). `root` is the jobs directory
 /// that default IDs are taken relative to. Files are reported in path order, each once.

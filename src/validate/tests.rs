@@ -7,7 +7,7 @@ fn check(text: &str) -> FileReport {
 }
 
 fn check_bytes(bytes: &[u8]) -> FileReport {
-    let ctx = Context { config: None, libraries: None };
+    let ctx = Context { config: None, libraries: None, manifests: None };
     check_source(Path::new("jobs.d/job.yaml"), "job.yaml", bytes, &ctx)
 }
 
@@ -516,7 +516,7 @@ fn config(kind: ProviderKind) -> Config {
 }
 
 fn check_with(text: &str, config: &Config, libraries: Option<&HashSet<String>>) -> FileReport {
-    let ctx = Context { config: Some(config), libraries };
+    let ctx = Context { config: Some(config), libraries, manifests: None };
     check_source(Path::new("jobs.d/job.yaml"), "job.yaml", text.as_bytes(), &ctx)
 }
 
@@ -565,7 +565,7 @@ fn a_job_id_declared_twice_is_an_error_in_both_files() {
     std::fs::create_dir(dir.path().join("sub")).unwrap();
     std::fs::write(dir.path().join("sub/b.yaml"), format!("# shared\n{with_id}")).unwrap();
     std::fs::write(dir.path().join("c.yaml"), GOOD).unwrap();
-    let ctx = Context { config: None, libraries: None };
+    let ctx = Context { config: None, libraries: None, manifests: None };
     let report = check_dir(dir.path(), &ctx).unwrap();
     let shown = shown_under_jobs_dir(&report, dir.path());
     assert_eq!(
@@ -586,7 +586,7 @@ fn ids_taken_from_paths_can_collide_too() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), GOOD).unwrap();
     std::fs::write(dir.path().join("a.yml"), GOOD).unwrap();
-    let ctx = Context { config: None, libraries: None };
+    let ctx = Context { config: None, libraries: None, manifests: None };
     let report = check_dir(dir.path(), &ctx).unwrap();
     let shown = shown_under_jobs_dir(&report, dir.path());
     assert_eq!(
@@ -612,7 +612,7 @@ fn files_and_their_problems_come_in_a_stable_order() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
-    let ctx = Context { config: None, libraries: None };
+    let ctx = Context { config: None, libraries: None, manifests: None };
     let a = check_paths(&[dir.path().join("b.yaml"), dir.path().to_path_buf()], dir.path(), &ctx)
         .unwrap();
     let b = check_dir(dir.path(), &ctx).unwrap();
@@ -625,7 +625,7 @@ fn files_and_their_problems_come_in_a_stable_order() {
 // Outputs.
 
 fn report_of(text: &str) -> Report {
-    let ctx = Context { config: None, libraries: None };
+    let ctx = Context { config: None, libraries: None, manifests: None };
     Report {
         files: vec![check_source(Path::new("jobs.d/job.yaml"), "job.yaml", text.as_bytes(), &ctx)],
         notes: vec!["no config: provider and library checks were skipped".into()],
@@ -683,7 +683,7 @@ fn text_output_shows_the_line_and_a_caret_and_colours_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("job.yaml");
     std::fs::write(&path, with("[ratings]", "[ratings, ratngs]")).unwrap();
-    let ctx = Context { config: None, libraries: None };
+    let ctx = Context { config: None, libraries: None, manifests: None };
     let report = check_dir(dir.path(), &ctx).unwrap();
     let plain = render_text(&report, false);
     let shown = plain.replace(&dir.path().display().to_string(), "jobs.d");

@@ -252,3 +252,62 @@ fn preview_shows_every_field_and_writes_nothing() {
     let unknown = sandbox.run(&["preview", "nope"]).expect_code(1);
     assert!(unknown.stderr().contains("`nope`"), "{}", unknown.stderr());
 }
+
+#[test]
+fn a_scope_the_plugin_manifest_cannot_serve_is_refused_by_validation_once_it_is_known() {
+    let sandbox = echo_lab(&[("one", "One", "s1")], "", "");
+    let books_only = |args: &[&str]| {
+        let output = sandbox.command(args).env("ECHO_CAPABILITIES", "book").output().unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    // Before the plugin has ever started, its capabilities are unknown: the file is valid.
+    assert_eq!(books_only(&["validate"]).0, Some(0));
+
+    let (code, out) = books_only(&["run", "lab", "--wait"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("provider `echo` cannot serve scope `series_only`"), "{out}");
+
+    // Its manifest is now stored: validation and reconcile refuse the job file.
+    let (code, out) = books_only(&["validate"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "jobs.d/lab.yaml:8:8: error: `scope`: provider `echo` cannot serve scope \
+             `series_only`: it provides books only, so use scope `books_only` or another provider"
+        ),
+        "{out}"
+    );
+    let (code, out) = books_only(&["reconcile"]);
+    assert_eq!(code, Some(1), "{out}");
+    let job = sandbox.json(&["jobs", "show", "lab", "--output", "json"]);
+    assert_eq!(job["job"]["spec"]["scope"], "series_only", "the job keeps its last good version");
+}
+
+#[test]
+fn ctrl_c_during_run_wait_cancels_the_run() {
+    let slow: Vec<(String, String, String)> =
+        (0..3).map(|i| (format!("s{i}"), format!("S{i}"), "slow".to_string())).collect();
+    let refs: Vec<(&str, &str, &str)> =
+        slow.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
+    let sandbox = echo_lab(&refs, "", "maxConcurrency: 1\n");
+    let child = sandbox
+        .command(&["run", "lab", "--wait", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while sandbox.json(&["runs", "list", "--output", "json"]).as_array().unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the run never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: the PID is our own child's, which has not been waited for yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cancelling run 1: the calls in flight finish first"), "{stderr}");
+    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["run"]["status"], "cancelled", "{shown}");
+    assert_eq!(shown["run"]["totals"]["updated"], 1, "the call in flight was written");
+}

@@ -94,11 +94,16 @@ fn a_burst_of_a_thousand_files_is_coalesced_into_few_passes() {
     let sandbox = Sandbox::new();
     let mut server = Server::start(&sandbox);
     let before = server.passes();
+    let writing = std::time::Instant::now();
     for i in 0..1000 {
         sandbox.write(&format!("jobs.d/burst/job-{i:04}.yaml"), JOB);
     }
+    let took = writing.elapsed();
     eventually(Duration::from_secs(20), "all thousand jobs", || job_ids(&sandbox).len() == 1003);
     std::thread::sleep(Duration::from_millis(500));
     let passes = server.passes() - before;
-    assert!(passes <= 10, "1,000 files took {passes} passes");
+    // At most one pass per 200 ms debounce window while the files were being written, and a
+    // few after: on a loaded machine the writes themselves take seconds.
+    let bound = took.as_millis() as usize / 200 + 4;
+    assert!(passes <= bound.min(100), "1,000 files written in {took:?} took {passes} passes");
 }
