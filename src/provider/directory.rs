@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::{Capabilities, EntityKind, MatchCandidate, MatchQuery, Metadata, ProviderError};
+use super::{isbn_digits as digits, normalise_title as normalise};
 
 pub struct DirectoryProvider {
     name: String,
@@ -154,16 +155,6 @@ fn folder(kind: EntityKind) -> &'static str {
         EntityKind::Series => "series",
         EntityKind::Book => "books",
     }
-}
-
-/// A title reduced to lower-case letters and digits separated by single spaces.
-fn normalise(title: &str) -> String {
-    let kept: String = title.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
-    kept.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn digits(isbn: &str) -> String {
-    isbn.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_uppercase()
 }
 
 #[cfg(test)]

@@ -5,8 +5,13 @@
 //! fields may be written is the job's business (`run`). Results are the raw objects of the Codex
 //! plugin protocol (`metadata/series/get`, `metadata/book/get`), keyed by its camelCase names.
 
+pub mod anilist;
 pub mod directory;
+pub mod http;
+pub mod openlibrary;
 pub mod plugin;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
@@ -23,6 +28,20 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// Refuses a call for a side of the catalog the provider does not serve.
+    pub fn require(self, provider: &str, kind: EntityKind) -> Result<(), ProviderError> {
+        let (served, only) = match (self.series, self.book) {
+            (true, false) => (kind == EntityKind::Series, "series only, not books"),
+            (false, true) => (kind == EntityKind::Book, "books only, not series"),
+            (series, book) => (series && book, "nothing"),
+        };
+        if served {
+            return Ok(());
+        }
+        let reason = format!("it provides {only}");
+        Err(ProviderError::Unavailable { provider: provider.to_string(), reason })
+    }
+
     /// Reads the protocol's list form (`["series", "book"]`); unknown words are ignored so a
     /// newer plugin's extra kinds do not make it unusable.
     pub fn from_list(kinds: &[String]) -> Self {
@@ -50,7 +69,8 @@ impl EntityKind {
     }
 }
 
-/// Why a provider call gave no metadata.
+/// Why a provider call gave no metadata. [`ProviderError::is_transient`] tells the failures
+/// worth retrying with back-off from those that will fail the same way again.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     #[error("provider `{provider}` has no {kind} with external ID `{external_id}`")]
@@ -68,6 +88,13 @@ pub enum ProviderError {
     /// The service could not be reached or failed on its side (a refused connection, HTTP 5xx).
     #[error("provider `{provider}` could not be reached: {reason}")]
     Unreachable { provider: String, reason: String },
+    /// The service refused the request (an HTTP 4xx other than 404 and 429: a bad token, a
+    /// malformed query); the same call gets the same answer.
+    #[error(
+        "provider `{provider}` refused `{request}` with status {status}{}",
+        .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+    )]
+    Refused { provider: String, request: String, status: String, detail: Option<String> },
 }
 
 /// JSON-RPC codes a plugin uses for failures on its side that may pass: internal error and
@@ -86,7 +113,8 @@ impl ProviderError {
             ProviderError::Rpc { code, .. } => TRANSIENT_RPC_CODES.contains(code),
             ProviderError::NotFound { .. }
             | ProviderError::RateLimited { .. }
-            | ProviderError::Protocol { .. } => false,
+            | ProviderError::Protocol { .. }
+            | ProviderError::Refused { .. } => false,
         }
     }
 }
@@ -102,6 +130,7 @@ impl ProviderError {
             ProviderError::Unavailable { .. } => "unavailable",
             ProviderError::Unreachable { .. } => "unreachable",
             ProviderError::Protocol { .. } => "protocol",
+            ProviderError::Refused { .. } => "refused",
         }
     }
 }
@@ -134,10 +163,36 @@ pub struct MatchCandidate {
     pub confidence: f64,
 }
 
+/// A title reduced to lower-case letters and digits separated by single spaces, so titles that
+/// differ only in case, punctuation or spacing compare equal.
+pub fn normalise_title(title: &str) -> String {
+    let kept: String = title.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+    kept.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The highest-scored of a search's candidates, the first of equals; its confidence is cut by
+/// a tenth when another candidate scores as high, since the evidence cannot tell them apart.
+pub fn best_candidate(mut scored: Vec<MatchCandidate>) -> Option<MatchCandidate> {
+    // A stable sort keeps the caller's order among equals.
+    scored.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let mut best = scored.first().cloned()?;
+    if scored.get(1).is_some_and(|second| second.confidence >= best.confidence) {
+        best.confidence *= 0.9;
+    }
+    Some(best)
+}
+
+/// An ISBN without hyphens or spaces, its check character upper-case.
+pub fn isbn_digits(isbn: &str) -> String {
+    isbn.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_uppercase()
+}
+
 /// A configured, started provider.
 pub enum Provider {
     Directory(directory::DirectoryProvider),
     Plugin(Box<plugin::PluginProvider>),
+    Anilist(anilist::AnilistProvider),
+    Openlibrary(openlibrary::OpenLibraryProvider),
 }
 
 impl Provider {
@@ -146,6 +201,8 @@ impl Provider {
         match self {
             Provider::Directory(p) => p.name(),
             Provider::Plugin(p) => p.name(),
+            Provider::Anilist(p) => p.name(),
+            Provider::Openlibrary(p) => p.name(),
         }
     }
 
@@ -153,6 +210,8 @@ impl Provider {
         match self {
             Provider::Directory(p) => p.capabilities(),
             Provider::Plugin(p) => p.capabilities(),
+            Provider::Anilist(_) => anilist::CAPABILITIES,
+            Provider::Openlibrary(_) => openlibrary::CAPABILITIES,
         }
     }
 
@@ -165,6 +224,8 @@ impl Provider {
         let result = match self {
             Provider::Directory(p) => p.get(kind, external_id).await,
             Provider::Plugin(p) => p.get(kind, external_id).await,
+            Provider::Anilist(p) => p.get(kind, external_id).await,
+            Provider::Openlibrary(p) => p.get(kind, external_id).await,
         };
         self.count(&result);
         result
@@ -182,11 +243,13 @@ impl Provider {
         }
     }
 
-    /// Checks that the provider answers: a plugin's `ping`, a directory's folder.
+    /// Checks that the provider answers: a plugin's `ping`, a directory's folder. An HTTP
+    /// service is not called for this: its failures show in its calls' errors.
     pub async fn ping(&self) -> Result<(), ProviderError> {
         match self {
             Provider::Directory(p) => p.check(),
             Provider::Plugin(p) => p.ping().await,
+            Provider::Anilist(_) | Provider::Openlibrary(_) => Ok(()),
         }
     }
 
@@ -199,6 +262,8 @@ impl Provider {
         let result = match self {
             Provider::Directory(p) => p.match_entry(kind, query).await,
             Provider::Plugin(p) => p.match_entry(kind, query).await,
+            Provider::Anilist(p) => p.match_entry(kind, query).await,
+            Provider::Openlibrary(p) => p.match_entry(kind, query).await,
         };
         self.count(&result);
         result
@@ -297,13 +362,9 @@ impl Registry {
                 })
                 .await?,
             )),
-            // The built-in HTTP providers are declared in the config vocabulary but not part of
-            // this build; a job that names one fails its run with this reason.
-            ProviderKind::Anilist | ProviderKind::Openlibrary => {
-                return Err(unavailable(
-                    format!("provider kind `{:?}` is not available in this build", config.kind)
-                        .to_lowercase(),
-                ));
+            ProviderKind::Anilist => Provider::Anilist(anilist::AnilistProvider::new(config)?),
+            ProviderKind::Openlibrary => {
+                Provider::Openlibrary(openlibrary::OpenLibraryProvider::new(config)?)
             }
         };
         let provider = std::sync::Arc::new(provider);

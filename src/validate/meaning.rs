@@ -202,8 +202,15 @@ fn check_provider(
     // never started is checked by its first run.
     let serves = match configured.kind {
         ProviderKind::Directory => Some((true, true)),
-        ProviderKind::Anilist => Some((true, false)),
-        ProviderKind::Openlibrary => Some((false, true)),
+        // The built-in providers report what they serve in the constants the run reads too.
+        ProviderKind::Anilist => {
+            let c = crate::provider::anilist::CAPABILITIES;
+            Some((c.series, c.book))
+        }
+        ProviderKind::Openlibrary => {
+            let c = crate::provider::openlibrary::CAPABILITIES;
+            Some((c.series, c.book))
+        }
         ProviderKind::Plugin => manifests.and_then(|m| m.get(name)).map(|c| (c.series, c.book)),
     };
     if let (Some((series, books)), Some(scope)) = (serves, scope)

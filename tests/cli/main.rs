@@ -5,6 +5,7 @@
 
 mod browser;
 mod catalog;
+mod providers;
 mod reconcile;
 mod refresh;
 mod runs;
