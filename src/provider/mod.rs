@@ -277,6 +277,17 @@ impl Provider {
     }
 }
 
+/// What a kind of provider serves before it is started; a plugin's comes from its manifest.
+fn known_capabilities(kind: crate::config::ProviderKind) -> Option<Capabilities> {
+    use crate::config::ProviderKind;
+    match kind {
+        ProviderKind::Directory => Some(Capabilities { series: true, book: true }),
+        ProviderKind::Anilist => Some(anilist::CAPABILITIES),
+        ProviderKind::Openlibrary => Some(openlibrary::CAPABILITIES),
+        ProviderKind::Plugin => None,
+    }
+}
+
 /// How a provider is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -308,7 +319,7 @@ pub struct ProviderStatus {
     /// `plugin`, `anilist`, `openlibrary` or `directory`.
     pub kind: String,
     pub enabled: bool,
-    /// `None` until the provider has started (a plugin's come from its manifest).
+    /// `None` for a plugin until it has started in this process (they come from its manifest).
     pub capabilities: Option<Capabilities>,
     pub permissions: Vec<String>,
     pub health: Health,
@@ -397,7 +408,9 @@ impl Registry {
                 name: config.name.clone(),
                 kind: format!("{:?}", config.kind).to_lowercase(),
                 enabled: config.enabled,
-                capabilities: provider.map(|p| p.capabilities()),
+                capabilities: provider
+                    .map(|p| p.capabilities())
+                    .or(known_capabilities(config.kind)),
                 permissions: config.permissions.clone(),
                 health,
                 detail,

@@ -317,7 +317,8 @@ pub struct ProviderView {
     /// `plugin`, `anilist`, `openlibrary` or `directory`.
     pub kind: String,
     pub enabled: bool,
-    /// What it returns metadata for; null until a plugin has started.
+    /// What it returns metadata for; for a plugin, from the manifest of its latest start (null
+    /// before its first).
     pub capabilities: Option<CapabilitiesView>,
     /// Its write allow-list, in Codex's vocabulary.
     pub permissions: Vec<String>,
@@ -886,24 +887,27 @@ async fn reconcile_status(State(state): State<AppState>) -> ApiResult<Json<Recon
 /// The configured providers, with capabilities and health.
 #[utoipa::path(get, path = "/api/v1/providers", tag = "status",
     responses((status = 200, body = [ProviderView])))]
-async fn providers(State(state): State<AppState>) -> Json<Vec<ProviderView>> {
+async fn providers(State(state): State<AppState>) -> ApiResult<Json<Vec<ProviderView>>> {
     let statuses = state.registry.statuses().await;
-    Json(
+    // A plugin not started by this process is known by the manifest of its last start.
+    let stored = state.store.manifests().await?;
+    Ok(Json(
         statuses
             .into_iter()
             .map(|s| ProviderView {
+                capabilities: s
+                    .capabilities
+                    .or_else(|| stored.get(&s.name).copied())
+                    .map(|c| CapabilitiesView { series: c.series, book: c.book }),
                 name: s.name,
                 kind: s.kind,
                 enabled: s.enabled,
-                capabilities: s
-                    .capabilities
-                    .map(|c| CapabilitiesView { series: c.series, book: c.book }),
                 permissions: s.permissions,
                 health: s.health.to_string(),
                 detail: s.detail,
             })
             .collect(),
-    )
+    ))
 }
 
 /// What the pages poll: a version that changes when jobs or runs do.

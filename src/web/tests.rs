@@ -457,12 +457,31 @@ async fn providers_show_kind_capabilities_and_health() {
     assert_eq!(listed[0]["kind"], "directory");
     assert_eq!(listed[0]["enabled"], true);
     assert_eq!(listed[0]["health"], "idle", "not started until a job uses it");
-    assert_eq!(listed[0]["capabilities"], Value::Null);
+    let both = serde_json::json!({"series": true, "book": true});
+    assert_eq!(listed[0]["capabilities"], both, "a folder serves both sides");
 
     world.state.registry.get("curated").await.unwrap();
     let listed = world.get("/api/v1/providers").await.body;
     assert_eq!(listed[0]["health"], "ok");
-    assert_eq!(listed[0]["capabilities"], serde_json::json!({"series": true, "book": true}));
+    assert_eq!(listed[0]["capabilities"], both);
+}
+
+#[tokio::test]
+async fn a_plugin_not_started_yet_shows_the_capabilities_of_its_last_start() {
+    let extra = "  - name: echo\n    kind: plugin\n    command: /bin/false\n    enabled: false\n";
+    let world = world_with(extra, "127.0.0.1:8080").await;
+    let echo =
+        |listed: &Value| listed.as_array().unwrap().iter().find(|p| p["name"] == "echo").cloned();
+    let listed = world.get("/api/v1/providers").await.body;
+    let plugin = echo(&listed).expect("the plugin is listed");
+    assert_eq!(plugin["capabilities"], Value::Null, "never started: unknown");
+    assert_eq!(plugin["health"], "disabled");
+
+    let series_only = crate::provider::Capabilities { series: true, book: false };
+    world.state.store.save_manifest("echo", series_only, &serde_json::json!({})).await.unwrap();
+    let listed = world.get("/api/v1/providers").await.body;
+    let plugin = echo(&listed).unwrap();
+    assert_eq!(plugin["capabilities"], serde_json::json!({"series": true, "book": false}));
 }
 
 #[tokio::test]
