@@ -47,7 +47,7 @@ struct ApiDoc;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(list_jobs, create_job))
-        .routes(routes!(get_job, replace_job, patch_job, delete_job))
+        .routes(routes!(get_job, post_job, replace_job, patch_job, delete_job))
         .routes(routes!(job_runs))
         .routes(routes!(run_now))
         .routes(routes!(preview))
@@ -672,6 +672,14 @@ async fn create_job(State(state): State<AppState>) -> ApiError {
         file: dir,
         repository_path,
     }
+}
+
+/// Posting to a job: refused, the job's file is the place to edit.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The job ID, with `/` encoded as `%2F`")),
+    responses((status = 409, body = ErrorBody, description = "Jobs are managed in Git")))]
+async fn post_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiError {
+    managed_in_git(&state, &id, "change").await
 }
 
 /// Replacing a job: refused, the job's file is the place to edit.

@@ -57,8 +57,64 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(ui::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard_reads))
+        .layer(axum::middleware::from_fn(api_error_shape))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Gives the API's answers that did not come from a handler (an unknown route, a method a
+/// route does not take, a query or path that does not parse) the one error shape.
+async fn api_error_shape(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !path.starts_with("/api/")
+        || is_json
+        || !(status.is_client_error() || status.is_server_error())
+    {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => {
+            ("no-route", format!("no route `{path}`: the routes are in /api/v1/openapi.json"))
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method-not-allowed", format!("`{method}` is not allowed on `{path}`"))
+        }
+        _ if status.is_client_error() => ("bad-request", lower_first(text.trim())),
+        _ => ("internal", "the server failed to answer; its log has the details".into()),
+    };
+    let body = ErrorBody {
+        status: status.as_u16(),
+        code: code.into(),
+        message,
+        file: None,
+        repository_path: None,
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        response.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    response
+}
+
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// Paths anyone may read, token or not: probes, the API's description, the pages' assets and
@@ -196,7 +252,8 @@ pub struct ErrorBody {
     /// The HTTP status, repeated for clients that only keep the body.
     pub status: u16,
     /// A stable word for the kind of error: `not-found`, `bad-request`, `unauthorized`,
-    /// `forbidden`, `managed-in-git`, `conflict`, `not-implemented`, `unavailable`, `internal`.
+    /// `forbidden`, `managed-in-git`, `conflict`, `unavailable`, `internal`, and for requests
+    /// no handler took, `no-route` and `method-not-allowed`.
     pub code: String,
     /// One sentence for a person.
     pub message: String,
@@ -226,8 +283,6 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
-    NotImplemented(String),
-    #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -251,7 +306,6 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::ManagedInGit { .. } => (StatusCode::CONFLICT, "managed-in-git"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not-implemented"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

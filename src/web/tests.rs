@@ -128,6 +128,7 @@ async fn the_openapi_document_is_valid_openapi_3_and_describes_every_route() {
         ("get", "/api/v1/jobs"),
         ("post", "/api/v1/jobs"),
         ("get", "/api/v1/jobs/{id}"),
+        ("post", "/api/v1/jobs/{id}"),
         ("put", "/api/v1/jobs/{id}"),
         ("patch", "/api/v1/jobs/{id}"),
         ("delete", "/api/v1/jobs/{id}"),
@@ -171,10 +172,12 @@ async fn the_openapi_document_is_valid_openapi_3_and_describes_every_route() {
             .replace("{series}", "frieren");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let answer = world.send(method.clone(), &uri, None).await;
-        let unrouted =
-            matches!(answer.status, StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED)
-                && answer.body == Value::String(String::new());
-        assert!(!unrouted, "{method} {uri} is served (got {})", answer.status);
+        let code = answer.body["code"].as_str().unwrap_or_default();
+        let unrouted = code == "no-route"
+            || code == "method-not-allowed"
+            || (!uri.starts_with("/api/")
+                && matches!(answer.status, StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED));
+        assert!(!unrouted, "{method} {uri} is served (got {})", answer.body);
     }
 }
 
@@ -197,7 +200,7 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
 async fn every_job_write_answers_409_with_the_file_to_edit() {
     let world = world().await;
     let id = "manga%2Fcurated-status";
-    for method in [Method::PUT, Method::PATCH, Method::DELETE] {
+    for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
         let answer = world.send(method.clone(), &format!("/api/v1/jobs/{id}"), None).await;
         assert_eq!(answer.status, StatusCode::CONFLICT, "{method}");
         assert_eq!(error_code(&answer), "managed-in-git");
@@ -614,4 +617,30 @@ async fn a_queued_run_is_cancelled_and_an_ended_one_cannot_be() {
     );
     let missing = world.send(Method::POST, "/api/v1/runs/999/cancel", None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn requests_no_handler_takes_get_the_same_error_shape() {
+    let world = world().await;
+    let unknown = world.get("/api/v1/nope").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&unknown), "no-route");
+    assert_eq!(
+        unknown.body["message"],
+        "no route `/api/v1/nope`: the routes are in /api/v1/openapi.json"
+    );
+
+    let method = world.send(Method::DELETE, "/api/v1/runs/1", None).await;
+    assert_eq!(method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(&method), "method-not-allowed");
+    assert!(method.headers.contains_key(header::ALLOW), "405 still says what is allowed");
+
+    let query = world.get("/api/v1/runs?limit=many").await;
+    assert_eq!(query.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&query), "bad-request");
+    assert!(query.body["message"].as_str().unwrap().contains("limit"), "{}", query.body);
+
+    let path = world.get("/api/v1/runs/first").await;
+    assert_eq!(path.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&path), "bad-request");
 }
