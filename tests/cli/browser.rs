@@ -39,12 +39,17 @@ fn find(env: &str, names: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// One Chromium at a time: a browser is heavy, and the other tests time what they measure on
+/// the same two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A chromedriver with one Chromium session; both die with it.
 struct Browser {
     driver: Child,
     client: Client,
     /// Where this test's screenshots go.
     shots: PathBuf,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Browser {
@@ -66,6 +71,7 @@ impl Browser {
             return None;
         };
 
+        let turn = ONE_AT_A_TIME.lock().await;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         // Its own process group, so dropping the browser kills Chromium with its driver.
         let mut command = Command::new(driver);
@@ -102,7 +108,7 @@ impl Browser {
         };
         let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
         std::fs::create_dir_all(&shots).unwrap();
-        Some(Browser { driver, client, shots })
+        Some(Browser { driver, client, shots, _turn: turn })
     }
 
     async fn open(&self, url: &str) {
