@@ -86,6 +86,10 @@ pub enum Command {
         /// Let the plan delete more than half of the jobs.
         #[arg(long)]
         allow_mass_delete: bool,
+        /// Apply the plan even though the database was last reconciled from a newer commit
+        /// (after the branch was deliberately moved back).
+        #[arg(long)]
+        allow_older_commit: bool,
     },
     /// Run the server: watcher, scheduler, workers and HTTP.
     Serve,
@@ -223,8 +227,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         command => {
             let config = Config::load(cli.config.as_deref(), &overrides)?;
             match command {
-                Command::Reconcile { dry_run, output, allow_empty, allow_mass_delete } => {
-                    let options = Options { dry_run, allow_empty, allow_mass_delete, now: None };
+                Command::Reconcile {
+                    dry_run,
+                    output,
+                    allow_empty,
+                    allow_mass_delete,
+                    allow_older_commit,
+                } => {
+                    let options = Options {
+                        dry_run,
+                        allow_empty,
+                        allow_mass_delete,
+                        allow_older_commit,
+                        now: None,
+                    };
                     reconcile_cmd(&config, options, output).await
                 }
                 Command::Serve => crate::serve::serve(config).await.map(|()| Exit::Ok),
@@ -323,7 +339,12 @@ async fn validate_cmd(
     Ok(exit)
 }
 
+/// Whether the database is there to be read. A PostgreSQL database always is: its server
+/// holds it, and curator never creates one.
 fn database_exists(url: &str) -> bool {
+    if matches!(crate::store::Backend::of(url), Ok(crate::store::Backend::Postgres)) {
+        return true;
+    }
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or(path);
     std::path::Path::new(path).is_file()
@@ -529,7 +550,7 @@ fn git_line(git: Option<&GitState>) -> String {
 }
 
 async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyhow::Result<Exit> {
-    let store = Store::open(&config.database).await?;
+    let store = Store::open(&config.database).await?.with_run_lease(config.run_lease);
     let job = store.job(id).await?;
     if !wait {
         let run_id =

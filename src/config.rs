@@ -34,6 +34,12 @@ pub struct Config {
     pub api_token_for_reads: bool,
     pub retention: Retention,
     pub webhooks: Vec<crate::webhook::WebhookConfig>,
+    /// How long a run stays held by the process running it between renewals (renewed every
+    /// third of it): when that process dies, another takes the run over this long after.
+    pub run_lease: std::time::Duration,
+    /// How many queued runs (Run now, continuations) this process runs at once; scheduled
+    /// firings start when due whatever the count.
+    pub workers: usize,
 }
 
 /// How much run history is kept per job; pruning never touches the catalog.
@@ -75,6 +81,8 @@ impl fmt::Debug for Config {
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .field("api_token_for_reads", &self.api_token_for_reads)
             .field("retention", &self.retention)
+            .field("run_lease", &self.run_lease)
+            .field("workers", &self.workers)
             .field(
                 "webhooks",
                 &self.webhooks.iter().map(|w| redact_url(&w.url)).collect::<Vec<_>>(),
@@ -174,6 +182,8 @@ struct ConfigFile {
     retention: Retention,
     #[serde(default)]
     webhooks: Vec<crate::webhook::WebhookConfig>,
+    run_lease: Option<String>,
+    workers: Option<usize>,
 }
 
 /// A config that cannot be used; the message names the file, position and value.
@@ -249,17 +259,26 @@ impl Config {
                 &base,
             ),
         };
-        if !database.starts_with("sqlite:") {
-            return Err(ConfigError::at(
-                &origin,
-                None,
-                format!(
-                    "database URL `{}` is not supported: expected `sqlite:` (for example \
-                     `sqlite://data/curator.db`)",
-                    redact_url(&database)
-                ),
-            ));
+        if let Err(e) = crate::store::Backend::of(&database) {
+            let pos = if overrides.database.is_some() { None } else { at("/database") };
+            return Err(ConfigError::at(&origin, pos, e.to_string()));
         }
+        let run_lease = match &file.run_lease {
+            None => crate::store::DEFAULT_RUN_LEASE,
+            Some(text) => humantime::parse_duration(text)
+                .ok()
+                .filter(|lease| *lease >= std::time::Duration::from_secs(1))
+                .ok_or_else(|| {
+                    ConfigError::at(
+                        &origin,
+                        at("/runLease"),
+                        format!(
+                            "`runLease`: `{text}` is not a duration of a second or more \
+                             (for example `30s`)"
+                        ),
+                    )
+                })?,
+        };
         let jobs_dir = match &overrides.jobs_dir {
             Some(dir) => dir.clone(),
             None => resolve(file.jobs_dir.as_deref().unwrap_or(Path::new("jobs.d"))),
@@ -289,6 +308,9 @@ impl Config {
                 ));
             }
         }
+        if file.workers == Some(0) {
+            return Err(ConfigError::at(&origin, at("/workers"), "`workers` must be at least 1"));
+        }
         if file.retention.max_runs == 0 {
             let pos = at("/retention/maxRuns");
             return Err(ConfigError::at(&origin, pos, "`retention.maxRuns` must be at least 1"));
@@ -313,6 +335,8 @@ impl Config {
             api_token_for_reads: overrides.api_token_for_reads.unwrap_or(file.api_token_for_reads),
             retention: file.retention,
             webhooks: file.webhooks,
+            run_lease,
+            workers: file.workers.unwrap_or(4),
         })
     }
 
@@ -426,19 +450,7 @@ fn resolve_sqlite(url: &str, base: &Path) -> String {
     }
 }
 
-/// Hides a password in a database URL.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+pub use crate::store::redact_url;
 
 /// The machine's zone by name, resolved in the compiled-in tz database; UTC when unknown.
 pub fn local_zone() -> chrono_tz::Tz {
@@ -461,6 +473,28 @@ mod tests {
             "postgres://app:<redacted>@db/curator"
         );
         assert_eq!(redact_url("sqlite://data/curator.db"), "sqlite://data/curator.db");
+        assert_eq!(
+            redact_url("postgres://app@db/curator?sslmode=require&password=hunter2"),
+            "postgres://app@db/curator?sslmode=require&password=<redacted>"
+        );
+
+        let config = load("database: postgresql://app:hunter2@db/curator\n").unwrap();
+        assert_eq!(config.database, "postgresql://app:hunter2@db/curator", "kept for connecting");
+        let shown = format!("{config:?}");
+        assert!(shown.contains("postgresql://app:<redacted>@db/curator"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn an_unknown_database_scheme_is_refused_naming_both_backends_without_the_password() {
+        let error = load("database: mysql://app:hunter2@db/curator\n").err().unwrap();
+        assert!(error.location.ends_with("curator.yaml:1:11"), "{}", error.location);
+        assert_eq!(
+            error.message,
+            "database URL `mysql://app:<redacted>@db/curator` is not supported: \
+             expected `sqlite:` (for example `sqlite://data/curator.db`) or `postgres:` / \
+             `postgresql:` (for example `postgres://curator@db.example.org/curator`)"
+        );
     }
 
     #[test]
@@ -482,6 +516,8 @@ mod tests {
     #[test]
     fn every_config_error_names_its_line_and_column() {
         let cases = [
+            ("runLease: soon\n", "curator.yaml:1:11", "`runLease`: `soon` is not a duration"),
+            ("workers: 0\n", "curator.yaml:1:10", "`workers` must be at least 1"),
             ("listn: x\n", "curator.yaml:1:1", "unknown field `listn`"),
             ("timezone: Mars/Base\n", "curator.yaml:1:11", "`Mars/Base` is not an IANA time zone"),
             ("providers:\n  - name: a\n    kind: directory\n", "curator.yaml:2:5", "has no `path`"),

@@ -14,18 +14,19 @@ use tokio::sync::{Notify, mpsc, watch as tokio_watch};
 
 use crate::config::Config;
 use crate::provider::Registry;
-use crate::reconcile::{self, Options};
+use crate::reconcile::{self, Guard, Options};
 use crate::run::{Runner, Trigger};
 use crate::schedule::scheduler::{Firing, Scheduler};
 use crate::schedule::{SystemClock, Timing};
-use crate::store::{JobRow, Store};
+use crate::store::{JobRow, OVERLAP_REASON, Reaped, RunRow, Store};
 use crate::watch;
 use crate::web;
 use crate::webhook::{EventKind, Notifier};
 
 /// A full rescan even when no event came: the watcher's backstop.
 const RESYNC_EVERY: Duration = Duration::from_secs(300);
-/// How often the run queue (runs requested by `curator run` without `--wait`) is checked.
+/// How often the run queue (runs requested by `curator run` without `--wait`, continuations of
+/// interrupted runs) is checked, and runs whose holder's lease ran out are swept.
 const QUEUE_POLL_EVERY: Duration = Duration::from_secs(2);
 /// How long shutdown waits for running runs before it marks them interrupted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -39,26 +40,49 @@ struct Server {
     notifier: Notifier,
     /// Runs started by this process and not yet ended.
     in_flight: AtomicUsize,
+    /// Runs taken from the queue and not yet ended, at most `config.workers`: a replica takes
+    /// only what it can run, and leaves the rest of the queue to the others.
+    queue_workers: AtomicUsize,
+    /// Woken when a queue worker is free again, so the next queued run starts at once.
+    worker_freed: Notify,
     /// Rung when a run is queued through the API, so the queue is read at once.
     queued: Arc<Notify>,
 }
 
 impl Server {
-    /// Runs `job` on its own task, counted so shutdown can wait for it.
-    fn spawn_run(
-        self: &Arc<Self>,
-        job: JobRow,
-        trigger: Trigger,
-        slot: Option<chrono::DateTime<chrono::Utc>>,
-    ) {
+    /// Runs a run this process holds on its own task, counted so shutdown can wait for it.
+    fn spawn_run(self: &Arc<Self>, job: JobRow, run: RunRow) {
+        if run.status != "running" {
+            let reason = run.error.as_deref().unwrap_or_default();
+            return tracing::warn!(job.id = %job.id, run.id = run.id, reason, "firing skipped");
+        }
         let server = self.clone();
         server.in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            if let Err(e) = server.runner.run(&job, trigger, slot).await {
-                tracing::error!(job.id = %job.id, error = %e, "run could not be recorded");
+            if let Err(e) = server.runner.run_claimed(&job, run.id).await {
+                let (job_id, run_id) = (&job.id, run.id);
+                tracing::error!(job.id = %job_id, run.id = run_id, error = %e, "run could not be recorded");
             }
             server.in_flight.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+}
+
+/// Logs runs found without a live holder: each is marked interrupted, and a scheduled one is
+/// continued by a queued run that any process may take.
+fn log_reaped(reaped: &[Reaped], why: &str) {
+    for run in reaped {
+        let owner = run.owner.as_deref().unwrap_or("none");
+        match run.continuation {
+            Some(next) => tracing::warn!(
+                job.id = %run.job_id, run.id = run.run_id, owner, continued_by = next, why,
+                "run interrupted: its remaining entries are queued"
+            ),
+            None => tracing::warn!(
+                job.id = %run.job_id, run.id = run.run_id, owner, why,
+                "run interrupted"
+            ),
+        }
     }
 }
 
@@ -72,7 +96,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if web::metrics_handle().is_some() {
         web::describe_metrics();
     }
-    let store = Store::open(&config.database).await?;
+    let store = Store::open(&config.database).await?.with_run_lease(config.run_lease);
     for (path, counts) in store.seed_catalogs(&config.catalog).await? {
         tracing::info!(file = %path.display(), libraries = counts.libraries, series = counts.series, books = counts.books, "catalog seeded");
     }
@@ -88,6 +112,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         scheduler,
         notifier,
         in_flight: AtomicUsize::new(0),
+        queue_workers: AtomicUsize::new(0),
+        worker_freed: Notify::new(),
         queued: Arc::new(Notify::new()),
     });
     let (stop_tx, stop_rx) = tokio_watch::channel(false);
@@ -113,13 +139,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         axum::serve(listener, web::router(state)).with_graceful_shutdown(stopped(stop_rx.clone()));
     let http = tokio::spawn(async move { http.await });
     tracing::info!(listen = %local, "listening");
-    let interrupted = server.store.interrupt_orphaned_runs().await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            runs = interrupted,
-            "runs left running by a stopped process marked interrupted"
-        );
-    }
+    let orphans = server.store.interrupt_orphaned_runs().await?;
+    log_reaped(&orphans, "the process running it stopped");
 
     // The watch starts before the first pass, so a file saved during that pass is not missed.
     let (signal_tx, signal_rx) = mpsc::channel(1);
@@ -188,8 +209,11 @@ async fn shutdown(
         _ = signals.next() => tracing::warn!("second signal: stopping now"),
     }
     match server.store.interrupt_own_runs().await {
-        Ok(0) => {}
-        Ok(runs) => tracing::warn!(runs, "unfinished runs marked interrupted"),
+        Ok(runs) if runs.is_empty() => {}
+        Ok(runs) => {
+            tracing::warn!(runs = runs.len(), "unfinished runs marked interrupted");
+            log_reaped(&runs, "curator stopped before the run ended");
+        }
         Err(e) => tracing::error!(error = %e, "cannot mark unfinished runs interrupted"),
     }
 }
@@ -219,6 +243,7 @@ fn release_freed_memory() {
 
 /// Holds a lock file beside an SQLite database for the server's lifetime: SQLite serves one
 /// server at a time, and a second one would mark the first one's runs and claims as its own.
+/// PostgreSQL takes no lock file: replicas share it, and the database keeps them apart.
 pub(crate) fn lock_database(url: &str) -> anyhow::Result<Option<std::fs::File>> {
     let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
         return Ok(None);
@@ -260,7 +285,8 @@ pub(crate) fn lock_database(url: &str) -> anyhow::Result<Option<std::fs::File>> 
     }
 }
 
-/// One scheduled firing: claim the slot, then run the job's current version.
+/// One scheduled firing: claim the slot (with its run), then run the job's current version.
+/// Every replica fires every slot; the one whose claim lands runs it.
 async fn fire(server: &Arc<Server>, firing: Firing) {
     // The timer's lateness, before any database work: what the schedule promised.
     let late_ms = (server.scheduler.now() - firing.due).num_milliseconds();
@@ -268,16 +294,17 @@ async fn fire(server: &Arc<Server>, firing: Firing) {
         Ok(job) => job,
         Err(e) => return tracing::warn!(job.id = %firing.job_id, error = %e, "fired job is gone"),
     };
-    match server.store.claim_firing(&job.id, firing.slot, Trigger::Schedule.as_str()).await {
-        Ok(true) => {}
-        Ok(false) => {
+    let trigger = Trigger::Schedule.as_str();
+    let run = match server.store.claim_slot(&job.id, firing.slot, trigger, None).await {
+        Ok(Some(run)) => run,
+        Ok(None) => {
             return tracing::debug!(job.id = %job.id, slot = %firing.slot, "slot already claimed");
         }
         Err(e) => return tracing::error!(job.id = %job.id, error = %e, "cannot claim the slot"),
-    }
+    };
     metrics::histogram!("curator_scheduler_lateness_seconds").record(late_ms.max(0) as f64 / 1e3);
-    tracing::info!(job.id = %job.id, slot = %firing.slot, late_ms, "job fired");
-    server.spawn_run(job, Trigger::Schedule, Some(firing.slot));
+    tracing::info!(job.id = %job.id, run.id = run.id, slot = %firing.slot, late_ms, "job fired");
+    server.spawn_run(job, run);
 }
 
 /// After downtime: a job that missed slots runs once (`catchUp: true`) or gets a `skipped`
@@ -298,41 +325,34 @@ async fn catch_up(server: &Arc<Server>) {
         let since = last.get(&job.id).copied().unwrap_or(job.created_at).max(job.created_at);
         let Some((slot, count)) = timing.missed(since, now) else { continue };
         let catch_up = job.schedule.catch_up;
-        let trigger = if catch_up { Trigger::CatchUp.as_str() } else { "missed" };
-        match server.store.claim_firing(&job.id, slot, trigger).await {
-            Ok(true) => {}
-            Ok(false) => continue,
+        let reason = (!catch_up).then(|| {
+            format!(
+                "missed {count} slot(s) while curator was down, latest {slot}; catchUp is false"
+            )
+        });
+        // Loaded before the claim: a claimed slot whose run cannot start would be lost.
+        let full = match server.store.job(&job.id).await {
+            Ok(full) => full,
+            Err(e) => {
+                tracing::error!(job.id = %job.id, error = %e, "cannot load the job to catch up");
+                continue;
+            }
+        };
+        let trigger = Trigger::CatchUp.as_str();
+        let run = match server.store.claim_slot(&job.id, slot, trigger, reason.as_deref()).await {
+            Ok(Some(run)) => run,
+            // Another replica caught up on it, or fired it, first.
+            Ok(None) => continue,
             Err(e) => {
                 tracing::error!(job.id = %job.id, error = %e, "cannot claim the missed slot");
                 continue;
             }
-        }
+        };
         if catch_up {
             tracing::info!(job.id = %job.id, missed = count, latest = %slot, "missed slots while down: running once to catch up");
-            match server.store.job(&job.id).await {
-                Ok(full) => server.spawn_run(full, Trigger::CatchUp, Some(slot)),
-                Err(e) => {
-                    tracing::error!(job.id = %job.id, error = %e, "cannot load the job to catch up")
-                }
-            }
+            server.spawn_run(full, run);
         } else {
-            let reason = format!(
-                "missed {count} slot(s) while curator was down, latest {slot}; catchUp is false"
-            );
             tracing::info!(job.id = %job.id, missed = count, latest = %slot, "missed slots while down: not catching up");
-            if let Err(e) = server
-                .store
-                .create_run(
-                    &job.id,
-                    Trigger::CatchUp.as_str(),
-                    "skipped",
-                    Some(slot),
-                    Some(&reason),
-                )
-                .await
-            {
-                tracing::error!(job.id = %job.id, error = %e, "cannot record the missed slots");
-            }
         }
     }
 }
@@ -381,7 +401,10 @@ async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
             "drift: a job row changed outside curator was put back"
         );
     }
-    if let Some(reason) = &plan.refused {
+    if let Some(reason) = plan.refused.as_ref().filter(|r| r.guard == Guard::OlderCommit) {
+        // Another replica pulled first; this one applies once its checkout catches up.
+        tracing::warn!(reason = %reason, "reconcile held back: the database has newer jobs");
+    } else if let Some(reason) = &plan.refused {
         tracing::error!(reason = %reason, "reconcile refused: nothing applied");
     } else if let Some(error) = &plan.directory_error {
         tracing::error!(error = %error, "the jobs directory cannot be read");
@@ -465,14 +488,28 @@ fn dir_identity(dir: &std::path::Path) -> Option<u64> {
 async fn queue_loop(server: Arc<Server>, mut stop: tokio_watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(QUEUE_POLL_EVERY);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = server.queued.notified() => {}
+        let sweep = tokio::select! {
+            _ = tick.tick() => true,
+            _ = server.worker_freed.notified() => false,
+            _ = server.queued.notified() => false,
             _ = stop.changed() => return,
+        };
+        if sweep {
+            match server.store.reap_expired_runs().await {
+                Ok(reaped) => {
+                    log_reaped(&reaped, "the process running it stopped renewing its lease")
+                }
+                Err(e) => tracing::error!(error = %e, "cannot sweep runs with expired leases"),
+            }
         }
-        loop {
+        while server.queue_workers.load(Ordering::SeqCst) < server.config.workers {
             let claimed = match server.store.claim_queued_run().await {
-                Ok(Some(run)) => run,
+                Ok(Some(run)) if run.status == "running" => run,
+                Ok(Some(run)) => {
+                    let (job_id, reason) = (&run.job_id, OVERLAP_REASON);
+                    tracing::warn!(job.id = %job_id, run.id = run.id, reason, "queued run skipped");
+                    continue;
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the run queue");
@@ -492,11 +529,14 @@ async fn queue_loop(server: Arc<Server>, mut stop: tokio_watch::Receiver<bool>) 
             };
             let worker = server.clone();
             worker.in_flight.fetch_add(1, Ordering::SeqCst);
+            worker.queue_workers.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 if let Err(e) = worker.runner.run_claimed(&job, claimed.id).await {
                     tracing::error!(job.id = %job.id, error = %e, "queued run could not be recorded");
                 }
+                worker.queue_workers.fetch_sub(1, Ordering::SeqCst);
                 worker.in_flight.fetch_sub(1, Ordering::SeqCst);
+                worker.worker_freed.notify_one();
             });
         }
     }

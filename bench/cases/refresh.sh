@@ -18,20 +18,22 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 
 series=10000
+# The catalog goes in files of 1,000 series: one file may not exceed 1 MiB.
 python3 - "$series" <<'PY'
 import json, os, sys
 n = int(sys.argv[1])
 os.makedirs("metadata/series", exist_ok=True)
-with open("catalog.yaml", "w") as out:
-    out.write("libraries:\n  - id: lab\n    name: Lab\n    series:\n")
-    for i in range(n):
-        key = f"s{i:05d}"
-        out.write(f"      - id: {key}\n        metadata: {{ title: \"Series {i}\", status: ongoing }}\n")
-        out.write(f"        externalIds: {{ curated: {{ id: {key} }}, echo: {{ id: {key} }} }}\n")
-        with open(f"metadata/series/{key}.json", "w") as f:
-            json.dump({"externalId": key, "externalUrl": f"https://example.invalid/{key}",
-                       "status": "ended", "totalVolumeCount": i % 90 + 1,
-                       "rating": {"score": i % 100, "voteCount": i, "source": "curated"}}, f)
+for part in range(0, n, 1000):
+    with open(f"catalog-{part // 1000:02d}.yaml", "w") as out:
+        out.write("libraries:\n  - id: lab\n    name: Lab\n    series:\n")
+        for i in range(part, min(n, part + 1000)):
+            key = f"s{i:05d}"
+            out.write(f"      - id: {key}\n        metadata: {{ title: \"Series {i}\", status: ongoing }}\n")
+            out.write(f"        externalIds: {{ curated: {{ id: {key} }}, echo: {{ id: {key} }} }}\n")
+            with open(f"metadata/series/{key}.json", "w") as f:
+                json.dump({"externalId": key, "externalUrl": f"https://example.invalid/{key}",
+                           "status": "ended", "totalVolumeCount": i % 90 + 1,
+                           "rating": {"score": i % 100, "voteCount": i, "source": "curated"}}, f)
 PY
 printf '%s\n' "database: sqlite://data/curator.db" "jobsDir: jobs.d" "timezone: UTC" \
     "providers:" \
@@ -46,7 +48,7 @@ for provider in curated echo; do
         "scope: series_only" "fieldGroups: [status, counts, ratings]" \
         "maxConcurrency: 16" >"jobs.d/$provider.yaml"
 done
-"$curator" catalog import catalog.yaml >/dev/null
+for file in catalog-*.yaml; do "$curator" catalog import "$file" >/dev/null; done
 "$curator" reconcile >/dev/null
 cp data/curator.db pristine.db
 

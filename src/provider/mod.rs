@@ -368,6 +368,13 @@ impl Registry {
                     args: config.args.clone(),
                     env: Vec::new(),
                     settings: config.settings.clone(),
+                    // A plugin names the credentials it needs in its own manifest, so any
+                    // name is passed on.
+                    credentials: {
+                        let names: Vec<&str> =
+                            config.credentials.keys().map(String::as_str).collect();
+                        http::read_credentials(name, &config.credentials, &names)?
+                    },
                     timeout: Duration::from_secs(config.timeout_seconds.max(1)),
                     working_dir: None,
                 })

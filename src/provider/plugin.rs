@@ -54,6 +54,9 @@ pub struct PluginConfig {
     pub env: Vec<(String, String)>,
     /// Sent as `adminConfig` in `initialize`, at start and at every restart.
     pub settings: Value,
+    /// Sent as `credentials` in `initialize`, and set as environment variables of the same
+    /// names, at start and at every restart.
+    pub credentials: std::collections::BTreeMap<String, super::http::Secret>,
     /// Deadline of one call, including the wait for and the run of a restart it triggers. Also
     /// bounds `initialize` in [`PluginProvider::start`].
     pub timeout: Duration,
@@ -71,6 +74,7 @@ impl fmt::Debug for PluginConfig {
             .field("args", &self.args)
             .field("env", &env_names)
             .field("settings", &self.settings)
+            .field("credentials", &self.credentials.keys().collect::<Vec<_>>())
             .field("timeout", &self.timeout)
             .field("working_dir", &self.working_dir)
             .finish()
@@ -113,7 +117,15 @@ pub struct PluginProvider {
     /// The wait between a process's end and its restart: doubled by each restart, reset by each
     /// answered call.
     restart_delay: Mutex<Duration>,
+    /// Calls in a row that timed out; at [`HUNG_AFTER`] the process is taken as hung.
+    timeouts_in_a_row: AtomicU64,
+    /// How many processes were started, the first included.
+    starts: AtomicU64,
 }
+
+/// Calls in a row that time out before a plugin is killed and restarted: a process that still
+/// runs but answers nothing is as useless as one that died.
+const HUNG_AFTER: u64 = 3;
 
 struct Slot {
     connection: Result<Arc<Connection>, Down>,
@@ -184,6 +196,8 @@ impl PluginProvider {
             manifest,
             slot: tokio::sync::Mutex::new(Slot { connection: Ok(connection), shut_down: false }),
             restart_delay: Mutex::new(FIRST_RESTART_DELAY),
+            timeouts_in_a_row: AtomicU64::new(0),
+            starts: AtomicU64::new(1),
             config,
         })
     }
@@ -191,6 +205,11 @@ impl PluginProvider {
     /// The configured name, which may differ from the manifest's.
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// How many times the plugin's process was started, the first time included.
+    pub fn starts(&self) -> u64 {
+        self.starts.load(Ordering::Relaxed)
     }
 
     /// What the plugin returns metadata for, from the manifest of its first start.
@@ -314,6 +333,7 @@ impl PluginProvider {
         let answer = match tokio::time::timeout_at(deadline, attempt).await {
             Ok(answer) => answer?,
             Err(_) => {
+                self.count_timeout().await;
                 return Err(ProviderError::Timeout {
                     provider: self.config.name.clone(),
                     method: method.to_owned(),
@@ -323,7 +343,26 @@ impl PluginProvider {
         };
 
         *lock(&self.restart_delay) = FIRST_RESTART_DELAY;
+        self.timeouts_in_a_row.store(0, Ordering::Relaxed);
         Ok(answer)
+    }
+
+    /// Counts a timed-out call, and kills the process after [`HUNG_AFTER`] in a row so that the
+    /// next call restarts it.
+    async fn count_timeout(&self) {
+        if self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 < HUNG_AFTER {
+            return;
+        }
+        self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+        let slot = self.slot.lock().await;
+        if let Ok(connection) = &slot.connection
+            && connection.failure().is_none()
+        {
+            warn!(provider = %self.config.name, timeouts = HUNG_AFTER, "plugin stopped answering; killing it to restart it");
+            connection.kill();
+            // Once it has ended, the next call sees it gone and restarts it.
+            let _ = tokio::time::timeout(EXIT_GRACE, connection.wait_ended()).await;
+        }
     }
 
     /// The running connection, or a new one when the process has ended: at most one restart,
@@ -363,6 +402,7 @@ impl PluginProvider {
                     );
                 }
                 info!(provider = %self.config.name, "plugin restarted");
+                self.starts.fetch_add(1, Ordering::Relaxed);
                 slot.connection = Ok(Arc::clone(&connection));
                 Ok(connection)
             }
@@ -455,12 +495,20 @@ async fn launch(config: &PluginConfig) -> Result<(Arc<Connection>, Manifest), Pr
 
     // The settings go out as `adminConfig` and, for plugins written against older hosts, as the
     // merged `config`; curator has no per-user settings.
-    let params = json!({
+    let mut params = json!({
         "config": config.settings,
         "adminConfig": config.settings,
         "userConfig": {},
         "logLevel": "info",
     });
+    if !config.credentials.is_empty() {
+        let credentials: serde_json::Map<String, Value> = config
+            .credentials
+            .iter()
+            .map(|(key, secret)| (key.clone(), Value::String(secret.expose().to_owned())))
+            .collect();
+        params["credentials"] = Value::Object(credentials);
+    }
     let invalid = |reason| ProviderError::Protocol {
         provider: config.name.clone(),
         method: "initialize".to_owned(),
@@ -515,6 +563,7 @@ impl Connection {
         command
             .args(&config.args)
             .envs(config.env.iter().map(|(name, value)| (name, value)))
+            .envs(config.credentials.iter().map(|(name, secret)| (name, secret.expose())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -927,6 +976,7 @@ mod tests {
             command: echo_plugin(),
             args: Vec::new(),
             env: Vec::new(),
+            credentials: Default::default(),
             settings: json!({ "greeting": "hello" }),
             timeout,
             working_dir: None,
@@ -1055,6 +1105,23 @@ mod tests {
 
         let series = plugin.get(EntityKind::Series, "again").await;
         assert!(series.is_ok(), "expected the next call to restart the plugin, got {series:?}");
+        plugin.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_plugin_that_stops_answering_is_restarted() {
+        let plugin = start_echo(Duration::from_millis(500)).await;
+        for _ in 0..HUNG_AFTER {
+            let error = plugin.get(EntityKind::Series, "hang").await.unwrap_err();
+            assert!(matches!(error, ProviderError::Timeout { .. }), "{error}");
+        }
+        let series = plugin.get(EntityKind::Series, "again").await;
+        assert!(series.is_ok(), "expected a restarted plugin to answer, got {series:?}");
+        assert_eq!(
+            plugin.starts(),
+            2,
+            "killed after {HUNG_AFTER} timeouts in a row, started again"
+        );
         plugin.shutdown().await;
     }
 

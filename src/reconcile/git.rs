@@ -193,6 +193,30 @@ fn uncommitted(code: Option<&String>) -> bool {
     code.is_some_and(|c| c == "??" || c == "!!" || c.starts_with('A'))
 }
 
+/// Whether `stored`, the commit the database was last reconciled from, is newer than `head`,
+/// this work tree's: `head` is one of its ancestors, or the work tree has not fetched it, or,
+/// when the two histories diverged, it was committed later. Several replicas pull the same
+/// repository at slightly different moments; the one still behind must not put older
+/// versions back.
+pub fn behind(dir: &Path, head: &str, stored: &str) -> bool {
+    if head == stored || is_ancestor(dir, stored, head) {
+        return false;
+    }
+    let known = git(dir)
+        .args(["cat-file", "-e", &format!("{stored}^{{commit}}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !known || is_ancestor(dir, head, stored) {
+        return true;
+    }
+    let time = |commit: &str| -> Option<i64> {
+        let output = git(dir).args(["log", "-1", "--format=%ct", commit]).output().ok()?;
+        String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+    };
+    time(stored) > time(head)
+}
+
 fn is_ancestor(dir: &Path, old: &str, new: &str) -> bool {
     git(dir)
         .args(["merge-base", "--is-ancestor", old, new])

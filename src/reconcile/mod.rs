@@ -31,6 +31,9 @@ pub struct Options {
     pub allow_empty: bool,
     /// Let a plan delete more than half of the jobs.
     pub allow_mass_delete: bool,
+    /// Let a work tree whose HEAD is older than the commit the database was last reconciled
+    /// from apply its plan.
+    pub allow_older_commit: bool,
     /// Where next fire times are counted from; the current time when `None`.
     pub now: Option<DateTime<Utc>>,
 }
@@ -156,6 +159,23 @@ pub async fn reconcile(
     };
     let mut plan = plan::plan(&input, report);
     plan.commit = git.as_ref().and_then(|g| g.head.clone());
+    if let (Some(head), Some(stored)) = (&plan.commit, &index.provenance_head)
+        && plan.refused.is_none()
+        && plan.has_changes()
+        && !options.allow_older_commit
+        && blocking(|| git::behind(&config.jobs_dir, head, stored))
+    {
+        plan.refused = Some(plan::Refusal {
+            guard: plan::Guard::OlderCommit,
+            message: format!(
+                "this work tree is at commit `{}`, older than commit `{}` the database was last \
+                 reconciled from: nothing is applied until it catches up (pass \
+                 --allow-older-commit if the branch was moved back on purpose)",
+                short(head),
+                short(stored)
+            ),
+        });
+    }
     plan.git_by_file = git_by_file(scan.untouched(), &records, git.as_ref());
     if options.dry_run {
         return Ok(plan);
@@ -181,6 +201,11 @@ pub async fn reconcile(
     };
     tx.apply(&changes).await?;
     Ok(plan)
+}
+
+/// A commit's abbreviation, as Git prints it.
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
 }
 
 /// The last applied or refused pass's outcome; `None` before the first.

@@ -94,6 +94,9 @@ pub enum Guard {
     EmptyDirectory,
     /// The plan deletes more than half of the jobs.
     MassDelete,
+    /// The work tree's HEAD is older than the commit the database was last reconciled from
+    /// (another replica's checkout is ahead): applying would undo newer changes.
+    OlderCommit,
 }
 
 /// Why a plan was refused: nothing of it is applied.

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Retention;
 use crate::provider::{EntityKind, MatchCandidate, MatchQuery, Provider, Registry};
 use crate::spec::LibraryJob;
-use crate::store::{CancelOutcome, Entry, EntryResult, JobRow, Store, StoreError};
+use crate::store::{CancelOutcome, Entry, EntryResult, JobRow, OVERLAP_REASON, Store, StoreError};
 use crate::webhook::{EventKind, Notifier};
 
 pub use apply::{Selection, decide, judge};
@@ -99,8 +99,8 @@ impl Runner {
         self.running.lock().expect("running set lock").contains(job_id)
     }
 
-    /// Runs a job now and waits for the end. A job whose previous run is still going gets a
-    /// `skipped` run instead: a job never runs twice at once.
+    /// Runs a job now and waits for the end. A job whose previous run is still going, here or
+    /// in another process, gets a `skipped` run instead: a job never runs twice at once.
     pub async fn run(
         &self,
         job: &JobRow,
@@ -108,20 +108,22 @@ impl Runner {
         slot: Option<DateTime<Utc>>,
     ) -> Result<i64, StoreError> {
         if !self.running.lock().expect("running set lock").insert(job.id.clone()) {
-            let reason = "the previous run of this job is still going";
-            tracing::warn!(job.id = %job.id, reason, "firing skipped");
+            tracing::warn!(job.id = %job.id, reason = OVERLAP_REASON, "firing skipped");
             metrics::counter!("curator_runs_total", "status" => "skipped").increment(1);
             return self
                 .store
-                .create_run(&job.id, trigger.as_str(), "skipped", slot, Some(reason))
+                .create_run(&job.id, trigger.as_str(), "skipped", slot, Some(OVERLAP_REASON))
                 .await;
         }
         let result = async {
-            let run_id =
-                self.store.create_run(&job.id, trigger.as_str(), "running", slot, None).await?;
-            self.execute(job, run_id).await?;
-            self.after(job, run_id).await;
-            Ok(run_id)
+            let run = self.store.start_run(&job.id, trigger.as_str(), slot).await?;
+            if run.status == "running" {
+                self.execute(job, run.id).await?;
+                self.after(job, run.id).await;
+            } else {
+                tracing::warn!(job.id = %job.id, reason = OVERLAP_REASON, "firing skipped");
+            }
+            Ok(run.id)
         }
         .await;
         self.running.lock().expect("running set lock").remove(&job.id);
@@ -159,12 +161,14 @@ impl Runner {
         }
     }
 
-    /// Runs an already created, running run row (one claimed from the queue).
+    /// Runs a run row this process already holds (a claimed slot, one taken from the queue).
     pub async fn run_claimed(&self, job: &JobRow, run_id: i64) -> Result<(), StoreError> {
         if !self.running.lock().expect("running set lock").insert(job.id.clone()) {
-            let reason = "the previous run of this job is still going";
             metrics::counter!("curator_runs_total", "status" => "skipped").increment(1);
-            return self.store.finish_run(run_id, "skipped", &json!({}), Some(reason)).await;
+            return self
+                .store
+                .finish_run(run_id, "skipped", &json!({}), Some(OVERLAP_REASON))
+                .await;
         }
         let result = self.execute(job, run_id).await;
         if result.is_ok() {
@@ -174,16 +178,49 @@ impl Runner {
         result
     }
 
-    /// Plans, fetches, applies and records one run; the run row ends in its final status.
+    /// Executes a run while a side task renews its lease. A run whose lease is lost (this
+    /// process was cut off long enough for another to mark it interrupted) makes no more
+    /// provider calls; the store refuses its writes from that moment, so nothing it does is
+    /// recorded twice.
     #[tracing::instrument(skip_all, fields(job.id = %job.id, run.id = run_id))]
     async fn execute(&self, job: &JobRow, run_id: i64) -> Result<(), StoreError> {
+        let (lost, cancel) = (CancellationToken::new(), CancellationToken::new());
+        // Renewing stops with the run, however it ends: a run left behind must lose its lease.
+        let _renewing = AbortOnDrop(
+            tokio::spawn(renew_lease(self.store.clone(), run_id, lost.clone())).abort_handle(),
+        );
+        match self.execute_held(job, run_id, &lost, cancel).await {
+            Err(StoreError::RunLost { .. }) => {
+                tracing::warn!("run lost its lease: another process continues it");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Plans, fetches, applies and records one run; the run row ends in its final status. A
+    /// continuation of an interrupted run leaves alone the entries its earlier attempts
+    /// recorded.
+    async fn execute_held(
+        &self,
+        job: &JobRow,
+        run_id: i64,
+        lost: &CancellationToken,
+        cancel: CancellationToken,
+    ) -> Result<(), StoreError> {
         let spec = &job.spec;
         let provider = match self.provider_for(spec).await {
             Ok(p) => p,
             Err(reason) => return self.fail(run_id, &reason).await,
         };
         let provider_name = provider.name().to_string();
-        let mut plan = Plan::new(spec, self.entries(spec).await?, Utc::now());
+        let mut entries = self.entries(spec).await?;
+        let done = self.store.done_entries(run_id).await?;
+        if !done.is_empty() {
+            entries.retain(|e| !done.contains(&(e.kind, e.key.clone())));
+            tracing::info!(done = done.len(), "continuing an interrupted run");
+        }
+        let mut plan = Plan::new(spec, entries, Utc::now());
         let mut totals = Totals::from(plan.counts);
         tracing::info!(
             entries = plan.work.len(),
@@ -204,10 +241,17 @@ impl Runner {
         metrics::counter!("curator_entries_total", "outcome" => "skipped")
             .increment(skipped.len() as u64);
 
-        // A cancel request can come from this process (the API) or another one (the CLI).
-        let cancel = CancellationToken::new();
+        // A cancel request can come from this process (the API) or another one (the CLI); a lost
+        // lease stops the calls the same way.
         self.cancels.lock().expect("cancels lock").insert(run_id, cancel.clone());
         let poller = tokio::spawn(poll_cancel(self.store.clone(), run_id, cancel.clone()));
+        let stop_on_loss = {
+            let (lost, cancel) = (lost.clone(), cancel.clone());
+            tokio::spawn(async move {
+                lost.cancelled().await;
+                cancel.cancel();
+            })
+        };
 
         let context = Arc::new(EntryContext {
             provider,
@@ -218,7 +262,7 @@ impl Runner {
         let limit = Arc::new(Semaphore::new(usize::from(spec.max_concurrency.clamp(1, 16))));
         let mut tasks = JoinSet::new();
         for (seq, entry) in std::mem::take(&mut plan.work).into_iter().enumerate() {
-            let (store, context) = (self.store.clone(), context.clone());
+            let (store, context, lost) = (self.store.clone(), context.clone(), lost.clone());
             // Taking the permit before spawning starts the calls in the plan's order.
             let permit =
                 limit.clone().acquire_owned().await.expect("the semaphore is never closed");
@@ -229,7 +273,7 @@ impl Runner {
                 };
                 let provider = context.provider.name();
                 let attach = step.attach.as_deref();
-                store
+                let written = store
                     .write_entry(
                         run_id,
                         seq as i64,
@@ -239,7 +283,13 @@ impl Runner {
                         step.synced,
                         &step.result,
                     )
-                    .await?;
+                    .await;
+                if let Err(e) = written {
+                    if matches!(e, StoreError::RunLost { .. }) {
+                        lost.cancel();
+                    }
+                    return Err(e);
+                }
                 Ok::<_, StoreError>(Some(step))
             });
         }
@@ -248,6 +298,7 @@ impl Runner {
             match joined {
                 Ok(Ok(Some(step))) => totals.count(&step),
                 Ok(Ok(None)) => totals.not_attempted += 1,
+                Ok(Err(StoreError::RunLost { .. })) => {}
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "entry could not be recorded");
                     totals.failed += 1;
@@ -260,7 +311,11 @@ impl Runner {
             }
         }
         poller.abort();
+        stop_on_loss.abort();
         self.cancels.lock().expect("cancels lock").remove(&run_id);
+        if lost.is_cancelled() {
+            return Err(StoreError::RunLost { id: run_id });
+        }
 
         let attempted = totals.attempted();
         let (status, error) = if cancel.is_cancelled() {
@@ -336,6 +391,31 @@ impl Runner {
     async fn fail(&self, run_id: i64, reason: &str) -> Result<(), StoreError> {
         tracing::warn!(reason, "run failed before any entry");
         self.store.finish_run(run_id, "failed", &Totals::default().to_json(), Some(reason)).await
+    }
+}
+
+/// Aborts a side task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Renews a run's lease every third of its length until aborted. A renewal the store refuses
+/// means the run is no longer this process's: `lost` tells the run to stop. A renewal that
+/// fails (the database is unreachable) is retried at the next tick, while the lease lasts.
+async fn renew_lease(store: Store, run_id: i64, lost: CancellationToken) {
+    let mut tick = tokio::time::interval(store.run_lease() / 3);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match store.renew_lease(run_id).await {
+            Ok(true) => {}
+            Ok(false) => return lost.cancel(),
+            Err(e) => tracing::warn!(run.id = run_id, error = %e, "cannot renew the run's lease"),
+        }
     }
 }
 

@@ -13,26 +13,29 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool, Transaction};
 
 use super::{
-    CancelOutcome, Change, Entry, EntryResult, FileRecord, GitState, ImportCounts, ImportMode,
-    JobChanges, JobIndex, JobRow, JobWrite, RowScope, RunRow, ScheduleRow, StoreError,
-    StoredSummary, parse_timestamp, timestamp,
+    CancelOutcome, Change, DEFAULT_RUN_LEASE, Entry, EntryResult, FileRecord, GitState,
+    ImportCounts, ImportMode, JobChanges, JobIndex, JobRow, JobWrite, OVERLAP_REASON, Reaped,
+    RowScope, RunRow, ScheduleRow, StoreError, StoredSummary, continues, entity_kind, is_orphan,
+    parse_timestamp, process_owner, redact_url, timestamp,
 };
 use crate::catalog::file::{BookDef, CatalogFile, ExternalIdDef, LibraryDef, SeriesDef};
 use crate::provider::EntityKind;
 
 /// The database: catalog, jobs and runs.
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     pool: SqlitePool,
+    /// How long a run this process starts is held between renewals.
+    lease: Duration,
 }
 
 type Tx = Transaction<'static, sqlx::Sqlite>;
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the database at a `sqlite:` URL and brings its schema up to
     /// date.
-    pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let open_error = |source| StoreError::Open { url: url.to_string(), source };
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let open_error = |error| StoreError::Open { url: redact_url(url), error };
         let options = SqliteConnectOptions::from_str(url)
             .map_err(open_error)?
             .create_if_missing(true)
@@ -51,7 +54,20 @@ impl Store {
             .await
             .map_err(open_error)?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(SqliteStore { pool, lease: DEFAULT_RUN_LEASE })
+    }
+
+    pub fn with_run_lease(self, lease: Duration) -> SqliteStore {
+        SqliteStore { lease, ..self }
+    }
+
+    pub fn run_lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// When a lease taken or renewed now runs out.
+    fn lease_end(&self) -> String {
+        timestamp(Utc::now() + chrono::Duration::from_std(self.lease).unwrap_or_default())
     }
 
     async fn write(&self) -> Result<Tx, StoreError> {
@@ -141,26 +157,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(counts)
-    }
-
-    /// Seeds the catalog from files: adds what the database lacks and overwrites nothing, so
-    /// every start (and every `curator reconcile`) can do it safely.
-    pub async fn seed_catalogs(
-        &self,
-        paths: &[std::path::PathBuf],
-    ) -> Result<Vec<(std::path::PathBuf, ImportCounts)>, crate::config::ConfigError> {
-        let mut done = Vec::new();
-        for path in paths {
-            let catalog = CatalogFile::read(path)?;
-            let counts = self.import_catalog(&catalog, ImportMode::Seed).await.map_err(|e| {
-                crate::config::ConfigError {
-                    location: path.display().to_string(),
-                    message: e.to_string(),
-                }
-            })?;
-            done.push((path.clone(), counts));
-        }
-        Ok(done)
     }
 
     /// Writes the catalog back out in the import format, optionally for one library.
@@ -312,6 +308,7 @@ impl Store {
         result: &EntryResult,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
+        hold(&mut tx, run_id).await?;
         if let Some(external_id) = attach {
             let sql = match entry.kind {
                 EntityKind::Series => {
@@ -392,6 +389,7 @@ impl Store {
         result: &EntryResult,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
+        hold(&mut tx, run_id).await?;
         insert_entry_result(&mut tx, run_id, seq, result).await?;
         tx.commit().await?;
         Ok(())
@@ -404,11 +402,30 @@ impl Store {
         results: &[(i64, EntryResult)],
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
+        hold(&mut tx, run_id).await?;
         for (seq, result) in results {
             insert_entry_result(&mut tx, run_id, *seq, result).await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    pub async fn done_entries(
+        &self,
+        run_id: i64,
+    ) -> Result<HashSet<(EntityKind, String)>, StoreError> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE chain (id) AS (
+               SELECT resumes FROM runs WHERE id = ? AND resumes IS NOT NULL
+               UNION
+               SELECT r.resumes FROM runs r JOIN chain ON r.id = chain.id
+               WHERE r.resumes IS NOT NULL)
+             SELECT kind, entry FROM run_entries WHERE run_id IN (SELECT id FROM chain)",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|row| (entity_kind(row.get("kind")), row.get("entry"))).collect())
     }
 
     // ----- jobs -----
@@ -455,13 +472,8 @@ impl Store {
         job_from_row(&row)
     }
 
-    /// Starts a reconcile pass. A writing pass takes SQLite's write lock (`BEGIN IMMEDIATE`)
-    /// before its first read and holds it to its commit, so passes from several processes (a
-    /// `curator reconcile` beside `serve`) run one after another, each planning against what
-    /// the one before wrote. A dry run reads one consistent snapshot and writes nothing.
-    ///
-    /// The lock lives here, not in the reconciler, so another backend can take its own kind
-    /// (PostgreSQL: an advisory lock held by the transaction).
+    /// Starts a reconcile pass: a writing one takes SQLite's write lock (`BEGIN IMMEDIATE`)
+    /// before its first read and holds it to its commit.
     pub async fn begin_reconcile(&self, write: bool) -> Result<ReconcileTx, StoreError> {
         let tx = if write { self.write().await? } else { self.pool.begin().await? };
         Ok(ReconcileTx { tx })
@@ -486,26 +498,36 @@ impl Store {
 
     // ----- firings -----
 
-    /// Claims a job's slot; `false` when it was claimed already, and the caller must not run it.
-    pub async fn claim_firing(
+    pub async fn claim_slot(
         &self,
         job_id: &str,
         slot: DateTime<Utc>,
         trigger: &str,
-    ) -> Result<bool, StoreError> {
+        skip: Option<&str>,
+    ) -> Result<Option<RunRow>, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
+        let claimed = sqlx::query(
             "INSERT INTO firings (job_id, slot, trigger, fired_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (job_id, slot) DO NOTHING",
         )
         .bind(job_id)
         .bind(timestamp(slot))
-        .bind(trigger)
+        .bind(if skip.is_some() { "missed" } else { trigger })
         .bind(timestamp(Utc::now()))
         .execute(&mut *tx)
         .await?;
+        if claimed.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let run = match skip {
+            Some(reason) => {
+                insert_run(&mut tx, job_id, trigger, "skipped", Some(slot), Some(reason), None)
+                    .await?
+            }
+            None => self.insert_started(&mut tx, job_id, trigger, Some(slot)).await?,
+        };
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(Some(run))
     }
 
     /// Each job's latest claimed slot.
@@ -523,7 +545,6 @@ impl Store {
 
     // ----- runs -----
 
-    /// Creates a run row in `status` (`queued`, `running` or `skipped`).
     pub async fn create_run(
         &self,
         job_id: &str,
@@ -533,44 +554,102 @@ impl Store {
         error: Option<&str>,
     ) -> Result<i64, StoreError> {
         let mut tx = self.write().await?;
-        let now = timestamp(Utc::now());
-        let started = (status == "running").then(|| now.clone());
-        let finished = (status == "skipped").then(|| now.clone());
-        let owner = (status == "running").then(process_owner);
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO runs (job_id, trigger, status, slot, queued_at, started_at, finished_at,
-                               error, owner)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(job_id)
-        .bind(trigger)
-        .bind(status)
-        .bind(slot.map(timestamp))
-        .bind(&now)
-        .bind(started)
-        .bind(finished)
-        .bind(error)
-        .bind(owner)
-        .fetch_one(&mut *tx)
-        .await?;
+        let lease = (status == "running").then(|| self.lease_end());
+        let run = insert_run(&mut tx, job_id, trigger, status, slot, error, lease).await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(run.id)
     }
 
-    /// Takes the oldest queued run, marking it running; `None` when none waits.
+    pub async fn start_run(
+        &self,
+        job_id: &str,
+        trigger: &str,
+        slot: Option<DateTime<Utc>>,
+    ) -> Result<RunRow, StoreError> {
+        let mut tx = self.write().await?;
+        let run = self.insert_started(&mut tx, job_id, trigger, slot).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// A new run, `running` and held by this process, or `skipped` when another run of the
+    /// job is going. The write lock the transaction holds keeps the check and the insert
+    /// together.
+    async fn insert_started(
+        &self,
+        tx: &mut Tx,
+        job_id: &str,
+        trigger: &str,
+        slot: Option<DateTime<Utc>>,
+    ) -> Result<RunRow, StoreError> {
+        if job_is_running(tx, job_id).await? {
+            return insert_run(tx, job_id, trigger, "skipped", slot, Some(OVERLAP_REASON), None)
+                .await;
+        }
+        insert_run(tx, job_id, trigger, "running", slot, None, Some(self.lease_end())).await
+    }
+
     pub async fn claim_queued_run(&self) -> Result<Option<RunRow>, StoreError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query(
-            "UPDATE runs SET status = 'running', started_at = ?, owner = ?
-             WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1)
-             RETURNING *",
+        let next: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, job_id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1",
         )
-        .bind(timestamp(Utc::now()))
-        .bind(process_owner())
         .fetch_optional(&mut *tx)
         .await?;
+        let Some((id, job_id)) = next else { return Ok(None) };
+        let now = timestamp(Utc::now());
+        let row = if job_is_running(&mut tx, &job_id).await? {
+            sqlx::query(
+                "UPDATE runs SET status = 'skipped', finished_at = ?, error = ? WHERE id = ?
+                 RETURNING *",
+            )
+            .bind(&now)
+            .bind(OVERLAP_REASON)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?
+        } else {
+            sqlx::query(
+                "UPDATE runs SET status = 'running', started_at = ?, owner = ?, lease_until = ?
+                 WHERE id = ? RETURNING *",
+            )
+            .bind(&now)
+            .bind(process_owner())
+            .bind(self.lease_end())
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?
+        };
         tx.commit().await?;
-        row.as_ref().map(run_from_row).transpose()
+        run_from_row(&row).map(Some)
+    }
+
+    pub async fn renew_lease(&self, run_id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE runs SET lease_until = ? WHERE id = ? AND status = 'running' AND owner = ?",
+        )
+        .bind(self.lease_end())
+        .bind(run_id)
+        .bind(process_owner())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn reap_expired_runs(&self) -> Result<Vec<Reaped>, StoreError> {
+        let mut tx = self.write().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE status = 'running' AND lease_until < ? ORDER BY id",
+        )
+        .bind(timestamp(Utc::now()))
+        .fetch_all(&mut *tx)
+        .await?;
+        let reason = "the process running it stopped renewing its lease";
+        let reaped = interrupt(&mut tx, &ids, reason).await?;
+        tx.commit().await?;
+        Ok(reaped)
     }
 
     /// Ends a run with its status, totals and error.
@@ -705,57 +784,34 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Marks this process's runs that are still going as `interrupted`: shutdown's last step
-    /// once the grace period is over.
-    pub async fn interrupt_own_runs(&self) -> Result<u64, StoreError> {
+    pub async fn interrupt_own_runs(&self) -> Result<Vec<Reaped>, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE runs SET status = 'interrupted', finished_at = ?,
-                             error = 'curator stopped before the run ended'
-             WHERE status = 'running' AND owner = ?",
-        )
-        .bind(timestamp(Utc::now()))
-        .bind(process_owner())
-        .execute(&mut *tx)
-        .await?;
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM runs WHERE status = 'running' AND owner = ?")
+                .bind(process_owner())
+                .fetch_all(&mut *tx)
+                .await?;
+        let reaped = interrupt(&mut tx, &ids, "curator stopped before the run ended").await?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(reaped)
     }
 
-    /// Marks runs left `running` by a process that is gone as `interrupted`. A run owned by a
-    /// live process on this host (a `curator run --wait` beside the server) is left alone; one
-    /// owned by another host is too, since its liveness cannot be seen from here.
-    pub async fn interrupt_orphaned_runs(&self) -> Result<u64, StoreError> {
+    /// A run owned by a live process on this host (a `curator run --wait` beside the server)
+    /// is left alone; one owned by another host is too, since its liveness cannot be seen from
+    /// here (its lease tells).
+    pub async fn interrupt_orphaned_runs(&self) -> Result<Vec<Reaped>, StoreError> {
+        let mut tx = self.write().await?;
         let rows = sqlx::query("SELECT id, owner FROM runs WHERE status = 'running'")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
-        let host = host_name();
         let orphans: Vec<i64> = rows
             .iter()
-            .filter(|row| {
-                let owner: Option<String> = row.get("owner");
-                match owner.as_deref().and_then(|o| o.rsplit_once(':')) {
-                    Some((h, pid)) if h == host => !Path::new("/proc").join(pid).exists(),
-                    Some(_) => false,
-                    None => true,
-                }
-            })
+            .filter(|row| is_orphan(row.get("owner")))
             .map(|row| row.get("id"))
             .collect();
-        let mut tx = self.write().await?;
-        for id in &orphans {
-            sqlx::query(
-                "UPDATE runs SET status = 'interrupted', finished_at = ?,
-                                 error = 'the process running it stopped'
-                 WHERE id = ? AND status = 'running'",
-            )
-            .bind(timestamp(Utc::now()))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let reaped = interrupt(&mut tx, &orphans, "the process running it stopped").await?;
         tx.commit().await?;
-        Ok(orphans.len() as u64)
+        Ok(reaped)
     }
 
     pub async fn run(&self, id: i64) -> Result<RunRow, StoreError> {
@@ -806,10 +862,9 @@ impl Store {
             .await?;
         rows.into_iter()
             .map(|row| {
-                let kind: String = row.get("kind");
                 let changes: String = row.get("changes");
                 Ok(EntryResult {
-                    kind: if kind == "book" { EntityKind::Book } else { EntityKind::Series },
+                    kind: entity_kind(row.get("kind")),
                     entry: row.get("entry"),
                     title: row.get("title"),
                     outcome: row.get("outcome"),
@@ -840,8 +895,7 @@ async fn manifests<'e, E: sqlx::SqliteExecutor<'e>>(
         .collect())
 }
 
-/// One reconcile pass's transaction (see [`Store::begin_reconcile`]). Dropped without
-/// [`ReconcileTx::apply`], it rolls back.
+/// One reconcile pass's transaction on SQLite; dropped without `apply`, it rolls back.
 pub struct ReconcileTx {
     tx: Tx,
 }
@@ -850,18 +904,15 @@ pub struct ReconcileTx {
 const BATCH: usize = 500;
 
 impl ReconcileTx {
-    /// The IDs of every library in the catalog.
     pub async fn library_ids(&mut self) -> Result<HashSet<String>, StoreError> {
         let rows = sqlx::query("SELECT id FROM libraries").fetch_all(&mut *self.tx).await?;
         Ok(rows.into_iter().map(|r| r.get("id")).collect())
     }
 
-    /// Each plugin's capabilities as its manifest last gave them.
     pub async fn manifests(&mut self) -> Result<crate::validate::Manifests, StoreError> {
         manifests(&mut *self.tx).await
     }
 
-    /// The file index, the job count, the rows written outside curator, and the index's key.
     /// The index comes back as one JSON value: 10,000 rows through the driver one at a time
     /// take several times longer than SQLite takes to fold them into one.
     pub async fn index(&mut self) -> Result<JobIndex, StoreError> {
@@ -907,8 +958,6 @@ impl ReconcileTx {
         })
     }
 
-    /// The rows in `scope`, plus every row whose file has no record in the index (the kept
-    /// jobs of a file with errors, rows written outside curator), by ID.
     pub async fn job_rows(&mut self, scope: &RowScope) -> Result<Vec<JobRow>, StoreError> {
         let rows = if scope.all {
             sqlx::query("SELECT * FROM jobs ORDER BY id").fetch_all(&mut *self.tx).await?
@@ -933,8 +982,6 @@ impl ReconcileTx {
         rows.iter().map(job_from_row).collect()
     }
 
-    /// Writes a pass's changes and commits them. A pass with nothing to change touches no job
-    /// row; only the summary row is written.
     pub async fn apply(mut self, changes: &JobChanges<'_>) -> Result<(), StoreError> {
         let tx = &mut self.tx;
         let now = timestamp(Utc::now());
@@ -1093,18 +1140,106 @@ fn json_text(items: &[String]) -> String {
     serde_json::to_string(items).expect("a list of strings serialises")
 }
 
-/// This process, as recorded in the runs it owns: `host:pid`.
-fn process_owner() -> String {
-    format!("{}:{}", host_name(), std::process::id())
+/// Fails with `RunLost` unless the run is still going and held by this process: a process
+/// whose lease ran out writes nothing more, since another may be doing the same entries.
+async fn hold(tx: &mut Tx, run_id: i64) -> Result<(), StoreError> {
+    let held: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ? AND status = 'running' AND owner = ?)",
+    )
+    .bind(run_id)
+    .bind(process_owner())
+    .fetch_one(&mut **tx)
+    .await?;
+    if held { Ok(()) } else { Err(StoreError::RunLost { id: run_id }) }
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
+/// Whether a run of the job is going, held by a lease that has not run out.
+async fn job_is_running(tx: &mut Tx, job_id: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM runs WHERE job_id = ? AND status = 'running'
+                        AND (lease_until IS NULL OR lease_until >= ?))",
+    )
+    .bind(job_id)
+    .bind(timestamp(Utc::now()))
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Inserts a run; a running one is held by this process until `lease`.
+async fn insert_run(
+    tx: &mut Tx,
+    job_id: &str,
+    trigger: &str,
+    status: &str,
+    slot: Option<DateTime<Utc>>,
+    error: Option<&str>,
+    lease: Option<String>,
+) -> Result<RunRow, StoreError> {
+    let now = timestamp(Utc::now());
+    let started = (status == "running").then(|| now.clone());
+    let finished = (status == "skipped").then(|| now.clone());
+    let owner = (status == "running").then(process_owner);
+    let row = sqlx::query(
+        "INSERT INTO runs (job_id, trigger, status, slot, queued_at, started_at, finished_at,
+                           error, owner, lease_until)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+    )
+    .bind(job_id)
+    .bind(trigger)
+    .bind(status)
+    .bind(slot.map(timestamp))
+    .bind(&now)
+    .bind(started)
+    .bind(finished)
+    .bind(error)
+    .bind(owner)
+    .bind(lease)
+    .fetch_one(&mut **tx)
+    .await?;
+    run_from_row(&row)
+}
+
+/// Marks running runs `interrupted` and queues a continuation of each scheduled one that has
+/// attempts left; the caller's transaction holds the write lock.
+async fn interrupt(tx: &mut Tx, ids: &[i64], reason: &str) -> Result<Vec<Reaped>, StoreError> {
+    let mut reaped = Vec::new();
+    for id in ids {
+        let row = sqlx::query(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?
+             WHERE id = ? AND status = 'running'
+             RETURNING job_id, trigger, slot, owner, attempt,
+                       cancel_requested_at IS NOT NULL AS cancelled",
+        )
+        .bind(timestamp(Utc::now()))
+        .bind(reason)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else { continue };
+        let (job_id, trigger): (String, String) = (row.get("job_id"), row.get("trigger"));
+        let attempt: i64 = row.get("attempt");
+        // A run someone asked to cancel is not handed on.
+        let cancelled: bool = row.get("cancelled");
+        let continuation = if continues(&trigger, attempt) && !cancelled {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO runs (job_id, trigger, status, slot, queued_at, resumes, attempt)
+                 VALUES (?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(&job_id)
+            .bind(&trigger)
+            .bind(row.get::<Option<String>, _>("slot"))
+            .bind(timestamp(Utc::now()))
+            .bind(id)
+            .bind(attempt + 1)
+            .fetch_one(&mut **tx)
+            .await?;
+            Some(id)
+        } else {
+            None
+        };
+        reaped.push(Reaped { run_id: *id, job_id, owner: row.get("owner"), continuation });
+    }
+    Ok(reaped)
 }
 
 async fn upsert_entity(
@@ -1263,111 +1398,7 @@ fn run_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<RunRow, StoreError> {
             .map_err(|e| StoreError::Corrupt { what: "run totals", reason: e.to_string() })?,
         error: row.get("error"),
         job_deleted_at: time("job_deleted_at")?,
+        resumes: row.get("resumes"),
+        attempt: row.get("attempt"),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        let store = Store::open(&url).await.unwrap();
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn only_runs_of_dead_processes_become_interrupted() {
-        let (_dir, store) = store().await;
-        let live = store.create_run("a", "manual", "running", None, None).await.unwrap();
-        let dead = store.create_run("b", "manual", "running", None, None).await.unwrap();
-        sqlx::query("UPDATE runs SET owner = ? WHERE id = ?")
-            .bind(format!("{}:4294967295", host_name()))
-            .bind(dead)
-            .execute(&store.pool)
-            .await
-            .unwrap();
-
-        assert_eq!(store.interrupt_orphaned_runs().await.unwrap(), 1);
-        assert_eq!(store.run(live).await.unwrap().status, "running", "this process is alive");
-        let dead = store.run(dead).await.unwrap();
-        assert_eq!(dead.status, "interrupted");
-        assert_eq!(dead.error.as_deref(), Some("the process running it stopped"));
-    }
-
-    fn job(id: &str, file: &str) -> JobWrite {
-        JobWrite {
-            id: id.into(),
-            name: id.into(),
-            library_id: "manga".into(),
-            provider: "curated".into(),
-            enabled: true,
-            spec_json: serde_json::json!({
-                "apiVersion": "curator/v1", "kind": "LibraryJob", "library": "manga",
-                "schedule": {"cron": "0 4 * * *"}, "type": "metadata_refresh",
-                "provider": "curated", "scope": "series_only", "fieldGroups": ["ratings"],
-            }),
-            source: String::new(),
-            source_file: file.into(),
-            source_line: 1,
-            content_hash: "h".into(),
-            git: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_second_reconcile_waits_for_the_first_and_sees_what_it_wrote() {
-        let (_dir, store) = store().await;
-        let first = store.begin_reconcile(true).await.unwrap();
-        let second = tokio::spawn({
-            let store = store.clone();
-            async move {
-                let mut tx = store.begin_reconcile(true).await.unwrap();
-                tx.index().await.unwrap().job_count
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!second.is_finished(), "the second pass waits for the first one's lock");
-
-        let a = job("a", "a.yaml");
-        first.apply(&JobChanges { upserts: vec![&a], ..JobChanges::default() }).await.unwrap();
-        assert_eq!(second.await.unwrap(), 1, "and plans against what the first wrote");
-    }
-
-    #[tokio::test]
-    async fn rows_written_outside_a_pass_are_listed_until_the_next_pass_commits() {
-        let (_dir, store) = store().await;
-        let (a, b) = (job("a", "a.yaml"), job("b", "b.yaml"));
-        let changes = JobChanges { upserts: vec![&a, &b], ..JobChanges::default() };
-        store.begin_reconcile(true).await.unwrap().apply(&changes).await.unwrap();
-        let touched = |store: Store| async move {
-            store.begin_reconcile(false).await.unwrap().index().await.unwrap().touched
-        };
-        assert!(touched(store.clone()).await.is_empty(), "the reconciler's own writes");
-
-        sqlx::query("UPDATE jobs SET enabled = 0, source_file = 'c.yaml' WHERE id = 'a'")
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM jobs WHERE id = 'b'").execute(&store.pool).await.unwrap();
-        let mut listed = touched(store.clone()).await;
-        listed.sort();
-        let expected = [("a", "a.yaml"), ("a", "c.yaml"), ("b", "b.yaml")]
-            .map(|(id, file)| (id.to_string(), file.to_string()));
-        assert_eq!(listed, expected);
-
-        store.begin_reconcile(true).await.unwrap().apply(&JobChanges::default()).await.unwrap();
-        assert!(touched(store).await.is_empty(), "a committed pass has looked at them");
-    }
-
-    #[tokio::test]
-    async fn a_reopened_database_keeps_its_rows_and_schema() {
-        let (dir, store) = store().await;
-        store.create_run("a", "manual", "queued", None, None).await.unwrap();
-        drop(store);
-        let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        let again = Store::open(&url).await.unwrap();
-        assert_eq!(again.runs(None, 10).await.unwrap().len(), 1);
-    }
 }

@@ -490,6 +490,8 @@ fn config(kind: ProviderKind) -> Config {
     Config {
         source: None,
         database: "sqlite::memory:".into(),
+        run_lease: crate::store::DEFAULT_RUN_LEASE,
+        workers: 4,
         jobs_dir: PathBuf::from("jobs.d"),
         listen: "127.0.0.1:0".into(),
         timezone: chrono_tz::UTC,

@@ -8,12 +8,17 @@ mod catalog;
 mod providers;
 mod reconcile;
 mod refresh;
+mod replicas;
 mod runs;
 mod schedule;
 mod serve;
 mod validate;
 mod watch;
 mod web;
+
+#[allow(dead_code)]
+#[path = "../support/testdb.rs"]
+mod testdb;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,6 +30,8 @@ pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// A temporary copy of the repository's runnable files.
 pub struct Sandbox {
     dir: tempfile::TempDir,
+    /// `CURATOR_DATABASE_URL` for every command, when the database is not the config's.
+    database_url: Option<String>,
 }
 
 impl Sandbox {
@@ -34,7 +41,13 @@ impl Sandbox {
         for item in ["curator.yaml", "jobs.d", "examples", "schemas"] {
             copy(&Path::new(REPO).join(item), &dir.path().join(item));
         }
-        Sandbox { dir }
+        Sandbox { dir, database_url: None }
+    }
+
+    /// The same sandbox, with every command pointed at another database through
+    /// `CURATOR_DATABASE_URL`, as an operator would.
+    fn with_database_url(self, url: &str) -> Sandbox {
+        Sandbox { database_url: Some(url.to_string()), ..self }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -59,6 +72,9 @@ impl Sandbox {
             "CURATOR_LOG",
         ] {
             cmd.env_remove(var);
+        }
+        if let Some(url) = &self.database_url {
+            cmd.env("CURATOR_DATABASE_URL", url);
         }
         cmd
     }

@@ -677,3 +677,62 @@ fn a_dry_run_on_a_fresh_clone_plans_what_the_real_run_does_and_creates_no_databa
     let plan = sandbox.run(&["reconcile", "--dry-run"]).expect_code(3);
     assert!(plan.stdout().contains("Plan: 1 to create"), "{}", plan.stdout());
 }
+
+#[test]
+fn a_checkout_behind_the_database_holds_back_and_the_newer_commit_wins() {
+    // Given two checkouts of one repository on one database, as two replicas would have.
+    let ahead = Sandbox::new();
+    ahead.git(&["init", "-q"]);
+    ahead.git(&["add", "curator.yaml", "jobs.d", "examples", "schemas"]);
+    ahead.git(&["commit", "-qm", "jobs"]);
+    let ahead = ahead.prepared();
+    let behind = Sandbox::new();
+    behind.git(&["init", "-q"]);
+    behind.git(&["fetch", "-q", ahead.path("").to_str().unwrap(), "HEAD"]);
+    behind.git(&["reset", "-q", "--hard", "FETCH_HEAD"]);
+    let database = format!("sqlite://{}", ahead.path("data/curator.db").display());
+    let reconcile_behind = |args: &[&str]| {
+        let mut command = behind.command(&[&["reconcile"], args].concat());
+        let output = command.env("CURATOR_DATABASE_URL", &database).output().unwrap();
+        Run { output, args: format!("reconcile {}", args.join(" ")) }
+    };
+    let cron = || {
+        let shown = ahead.json(&["jobs", "show", "manga/curated-status", "--output", "json"]);
+        shown["job"]["spec"]["schedule"]["cron"].as_str().unwrap().to_string()
+    };
+
+    // When one checkout pulls a newer commit and applies it.
+    edit(&ahead, "jobs.d/manga/curated-status.yaml", "\"0 4 * * *\"", "\"30 6 * * *\"");
+    ahead.git(&["commit", "-qam", "later"]);
+    ahead.run(&["reconcile"]).success();
+    let newer = ahead.git(&["rev-parse", "HEAD"]);
+
+    // Then the other, still at the older commit, applies nothing and says why.
+    let held = reconcile_behind(&[]).expect_code(1);
+    let older = behind.git(&["rev-parse", "HEAD"]);
+    let expected = format!(
+        "error: this work tree is at commit `{}`, older than commit `{}` the database was last \
+         reconciled from: nothing is applied until it catches up (pass --allow-older-commit if \
+         the branch was moved back on purpose)",
+        &older[..12],
+        &newer[..12]
+    );
+    assert!(held.stdout().contains(&expected), "{}", held.stdout());
+    assert!(held.stdout().contains("Nothing applied: the plan was refused."));
+    assert_eq!(cron(), "30 6 * * *", "the newer version stays");
+    let dry = reconcile_behind(&["--dry-run", "--output", "json"]).expect_code(1);
+    let plan: Value = serde_json::from_str(&dry.stdout()).unwrap();
+    assert_eq!(plan["refused"]["guard"], "older-commit", "{plan}");
+
+    // Asked to, it moves the database back; the newer checkout's next pass wins again.
+    reconcile_behind(&["--allow-older-commit"]).success();
+    assert_eq!(cron(), "0 4 * * *");
+    ahead.run(&["reconcile"]).success();
+    assert_eq!(cron(), "30 6 * * *");
+
+    // Once the older checkout catches up, it agrees: nothing to do.
+    behind.git(&["fetch", "-q", ahead.path("").to_str().unwrap(), "HEAD"]);
+    behind.git(&["reset", "-q", "--hard", "FETCH_HEAD"]);
+    let caught_up = reconcile_behind(&[]).success();
+    assert!(caught_up.stdout().contains("0 updated"), "{}", caught_up.stdout());
+}

@@ -311,3 +311,54 @@ fn ctrl_c_during_run_wait_cancels_the_run() {
     assert_eq!(shown["run"]["status"], "cancelled", "{shown}");
     assert_eq!(shown["run"]["totals"]["updated"], 1, "the call in flight was written");
 }
+
+#[test]
+fn a_plugin_gets_its_credentials_and_they_are_never_stored_or_logged() {
+    let sandbox = echo_lab(&[("one", "One", "credentials")], "", "");
+    let config = std::fs::read_to_string(sandbox.path("curator.yaml")).unwrap();
+    let config = config.replace(
+        "    timeoutSeconds: 5\n",
+        "    timeoutSeconds: 5\n    credentials:\n      apiKey: { env: ECHO_TEST_KEY }\n",
+    );
+    sandbox.write("curator.yaml", &config);
+    let job = std::fs::read_to_string(sandbox.path("jobs.d/lab.yaml")).unwrap();
+    sandbox.write("jobs.d/lab.yaml", &format!("{job}extraFields: [summary]\n"));
+    sandbox.run(&["reconcile"]).success();
+
+    let secret = "s3cret-Value-42";
+    let output = sandbox
+        .command(&["run", "lab", "--wait", "--output", "json"])
+        .env("ECHO_TEST_KEY", secret)
+        .env("CURATOR_LOG", "debug")
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = &entry(&shown, "one")["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "summary")
+        .unwrap()["after"];
+    assert_eq!(summary, "apiKey: 15 chars in initialize, 15 in the environment");
+    let everything = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!everything.contains(secret), "the secret leaked into the output");
+    for file in std::fs::read_dir(sandbox.path("data")).unwrap() {
+        let path = file.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+        assert!(!found, "the secret reached {}", path.display());
+    }
+
+    let missing = sandbox.run(&["run", "lab", "--wait"]).expect_code(1);
+    assert!(
+        missing.stdout().contains(
+            "credential `apiKey` comes from environment variable `ECHO_TEST_KEY`, which is not set"
+        ),
+        "{}",
+        missing.stdout()
+    );
+}

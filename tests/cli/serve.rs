@@ -387,3 +387,29 @@ fn a_second_server_on_the_same_database_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_server_runs_at_most_its_workers_queued_runs_at_once() {
+    let sandbox = slow_echo_job();
+    sandbox.append_config("workers: 1\n");
+    let job = std::fs::read_to_string(sandbox.path("jobs.d/slow.yaml")).unwrap();
+    sandbox.write("jobs.d/slow-too.yaml", &job);
+    let _server = Server::start(&sandbox);
+
+    // Two queued runs of two jobs, each taking three seconds, on a server with one worker.
+    sandbox.run(&["run", "slow"]).success();
+    sandbox.run(&["run", "slow-too"]).success();
+    eventually(Duration::from_secs(20), "both runs succeeding", || {
+        let runs = sandbox.json(&["runs", "list", "--output", "json"]);
+        runs.as_array().unwrap().iter().filter(|r| r["status"] == "succeeded").count() == 2
+    });
+    let runs = sandbox.json(&["runs", "list", "--output", "json"]);
+    let time = |run: &serde_json::Value, key: &str| {
+        chrono::DateTime::parse_from_rfc3339(run[key].as_str().unwrap()).unwrap()
+    };
+    let (second, first) = (&runs[0], &runs[1]);
+    assert!(
+        time(second, "startedAt") >= time(first, "finishedAt"),
+        "the second run waited for the worker: {runs}"
+    );
+}

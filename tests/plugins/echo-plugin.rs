@@ -21,6 +21,7 @@
 //! | `down`        | error -32603 (internal error), every time                         |
 //! | `badvalues`   | answers with values that fit no field (`status: completed`, ...)  |
 //! | `storage`     | first asks the host `storage/get` and puts its answer in `summary` |
+//! | `credentials` | says in `summary` which credentials it got, and their lengths     |
 //!
 //! Match calls answer in the protocol's `{match, confidence}` shape: a title containing
 //! `nothing` finds no candidate, one containing `unsure` a candidate at confidence 0.4, any
@@ -50,6 +51,9 @@ impl RpcError {
         RpcError { code, message: message.into(), data: None }
     }
 }
+
+/// The `credentials` object of `initialize`.
+static CREDENTIALS: Mutex<Option<Value>> = Mutex::new(None);
 
 /// Threads waiting for the host's answer to a call they made, by that call's ID.
 static WAITING: Mutex<Vec<(String, mpsc::Sender<Value>)>> = Mutex::new(Vec::new());
@@ -87,10 +91,12 @@ fn handle(line: &str) {
     };
     let method = request["method"].as_str().unwrap_or_default();
     let mut outcome = answer(method, &request["params"]);
-    if request["params"]["externalId"] == "storage"
-        && let Ok(metadata) = &mut outcome
-    {
-        metadata["summary"] = ask_host(&request["id"]);
+    if let Ok(metadata) = &mut outcome {
+        match request["params"]["externalId"].as_str() {
+            Some("storage") => metadata["summary"] = ask_host(&request["id"]),
+            Some("credentials") => metadata["summary"] = Value::String(credentials_seen()),
+            _ => {}
+        }
     }
 
     // A request without an `id` is a notification, which gets no answer.
@@ -109,6 +115,7 @@ fn handle(line: &str) {
 fn answer(method: &str, params: &Value) -> Result<Value, RpcError> {
     match method {
         "initialize" => {
+            *CREDENTIALS.lock().unwrap() = params.get("credentials").cloned();
             eprintln!("echo: initialized");
             Ok(manifest())
         }
@@ -204,6 +211,24 @@ fn ask_host(parent: &Value) -> Value {
         Ok(answer) => Value::String(answer.to_string()),
         Err(_) => Value::String("no answer".to_owned()),
     }
+}
+
+/// Which credentials came in `initialize` and in the environment, by length only: a plugin
+/// must not echo a secret.
+fn credentials_seen() -> String {
+    let given = CREDENTIALS.lock().unwrap().clone().unwrap_or(Value::Null);
+    let Some(given) = given.as_object() else {
+        return "no credentials".to_owned();
+    };
+    let seen: Vec<String> = given
+        .iter()
+        .map(|(key, value)| {
+            let sent = value.as_str().map_or(0, str::len);
+            let env = std::env::var(key).map_or(0, |v| v.len());
+            format!("{key}: {sent} chars in initialize, {env} in the environment")
+        })
+        .collect();
+    seen.join("; ")
 }
 
 /// Whether `marker` is new in `ECHO_STATE_DIR` (the working directory by default); creates it,
