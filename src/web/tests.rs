@@ -644,3 +644,44 @@ async fn requests_no_handler_takes_get_the_same_error_shape() {
     assert_eq!(path.status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&path), "bad-request");
 }
+
+#[tokio::test]
+async fn the_job_page_pages_through_its_run_history() {
+    let world = world().await;
+    for _ in 0..21 {
+        let store = &world.state.store;
+        store.create_run("manga/curated-status", "manual", "skipped", None, None).await.unwrap();
+    }
+    let first = world.get("/jobs/manga/curated-status").await.body;
+    let first = first.as_str().unwrap();
+    assert!(
+        first.contains("href=\"/runs/21\"") && !first.contains("href=\"/runs/1\""),
+        "newest 20"
+    );
+    assert!(first.contains("<a href=\"?offset=20\">Older runs →</a>"), "{first}");
+    assert!(!first.contains("Newer runs"));
+
+    let second = world.get("/jobs/manga/curated-status?offset=20").await.body;
+    let second = second.as_str().unwrap();
+    assert!(second.contains("href=\"/runs/1\"") && !second.contains("href=\"/runs/2\""));
+    assert!(second.contains("<a href=\"?offset=0\">← Newer runs</a>"));
+    assert!(!second.contains("Older runs"));
+}
+
+#[tokio::test]
+async fn a_token_a_cookie_cannot_hold_is_refused_by_the_token_form_with_the_reason() {
+    let world =
+        world_with("apiToken: \"s3 cret\"\napiTokenForReads: true\n", "127.0.0.1:8080").await;
+    let form = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("token=s3+cret"))
+        .unwrap();
+    let response = router(world.state.clone()).oneshot(form).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let page = String::from_utf8_lossy(&bytes);
+    assert!(page.contains("cannot be kept in a browser cookie"), "{page}");
+    let api = world.send(Method::GET, "/api/v1/jobs", Some("s3 cret")).await;
+    assert_eq!(api.status, StatusCode::OK, "the API takes it as a bearer token");
+}

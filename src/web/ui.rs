@@ -252,15 +252,23 @@ struct JobTemplate {
     commit: String,
     edit_path: String,
     runs: Vec<RunLine>,
+    /// The history's neighbouring pages, by offset.
+    newer_offset: Option<usize>,
+    older_offset: Option<usize>,
     needs_token: bool,
 }
+
+/// Runs per page of a job's history.
+const RUNS_PER_PAGE: usize = 20;
 
 async fn job_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(params): Query<OffsetParams>,
 ) -> Result<JobTemplate, PageError> {
     let detail = api::job_detail(&state, &id).await?;
-    let runs = api::run_page(&state, Some(&id), 20, 0).await?;
+    let offset = params.offset.unwrap_or(0);
+    let runs = api::run_page(&state, Some(&id), RUNS_PER_PAGE, offset).await?;
     let zone = detail.summary.schedule.as_ref().map_or(String::new(), |s| s.timezone.clone());
     let next_runs = detail
         .next_fire_times
@@ -289,12 +297,15 @@ async fn job_page(
         commit,
         edit_path,
         runs: runs.runs.iter().map(run_line).collect(),
+        newer_offset: (offset > 0).then(|| offset.saturating_sub(RUNS_PER_PAGE)),
+        older_offset: runs.next_offset,
         needs_token: state.access.has_token(),
     })
 }
 
+/// Which page of a list a page shows.
 #[derive(Debug, Deserialize)]
-struct RunPageParams {
+struct OffsetParams {
     offset: Option<usize>,
 }
 
@@ -315,7 +326,7 @@ const ENTRIES_PER_PAGE: usize = 100;
 async fn run_page(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    Query(params): Query<RunPageParams>,
+    Query(params): Query<OffsetParams>,
 ) -> Result<RunTemplate, PageError> {
     let offset = params.offset.unwrap_or(0);
     let detail = api::run_detail(&state, id, ENTRIES_PER_PAGE, offset).await?;
@@ -366,6 +377,17 @@ async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Re
         headers.insert(header::AUTHORIZATION, value);
     }
     let token_ok = state.access.has_token() && state.access.check_action(&headers).is_ok();
+    // A cookie value cannot hold spaces, quotes, commas, semicolons or backslashes.
+    let cookie_safe =
+        form.token.trim().bytes().all(|b| b.is_ascii_graphic() && !b"\",;\\".contains(&b));
+    if token_ok && !cookie_safe {
+        let reason = "This token cannot be kept in a browser cookie: the pages need a token of \
+                      letters, digits and punctuation other than quotes, commas, semicolons and \
+                      backslashes. The API takes it as `Authorization: Bearer` all the same."
+            .into();
+        let page = LoginTemplate { page: blank_page(&state), reason };
+        return (StatusCode::BAD_REQUEST, page).into_response();
+    }
     if !token_ok {
         let reason = "That is not the API token. Try again.".into();
         let page = LoginTemplate { page: blank_page(&state), reason };
