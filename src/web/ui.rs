@@ -16,6 +16,12 @@ use serde_json::Value;
 use super::api::{self, JobFilter, JobSummary, RunSummary};
 use super::{ApiError, AppState, TOKEN_COOKIE};
 
+/// The pages, as the OpenAPI document lists them (`/jobs/{id}` is served as `/jobs/{*id}`: a
+/// job ID keeps its `/`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(jobs_page, job_page, run_page, login_page, login, script, style))]
+pub struct PagesDoc;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(jobs_page))
@@ -220,6 +226,9 @@ struct JobsTemplate {
     libraries: Vec<LibraryJobs>,
 }
 
+/// The jobs page: every job by library.
+#[utoipa::path(get, path = "/", tag = "pages",
+    responses((status = 200, description = "The jobs page", content_type = "text/html")))]
 async fn jobs_page(State(state): State<AppState>) -> Result<JobsTemplate, PageError> {
     let filter = JobFilter { library: None, provider: None };
     let jobs = api::job_summaries(&state, &filter).await?;
@@ -261,6 +270,12 @@ struct JobTemplate {
 /// Runs per page of a job's history.
 const RUNS_PER_PAGE: usize = 20;
 
+/// One job's page: YAML, source, commit, history, Run now and Preview.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "pages",
+    params(("id" = String, Path, description = "The job ID, its `/` as is (`/jobs/manga/curated-status`)"),
+        ("offset" = Option<usize>, Query, description = "The run history's page")),
+    responses((status = 200, description = "The job page", content_type = "text/html"),
+        (status = 404, description = "No such job", content_type = "text/html")))]
 async fn job_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -323,6 +338,12 @@ struct RunTemplate {
 
 const ENTRIES_PER_PAGE: usize = 100;
 
+/// One run's page: its entries, before -> after.
+#[utoipa::path(get, path = "/runs/{id}", tag = "pages",
+    params(("id" = i64, Path, description = "The run ID"),
+        ("offset" = Option<usize>, Query, description = "The entries' page")),
+    responses((status = 200, description = "The run page", content_type = "text/html"),
+        (status = 404, description = "No such run", content_type = "text/html")))]
 async fn run_page(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -349,6 +370,9 @@ struct LoginTemplate {
     reason: String,
 }
 
+/// The form that asks for the API token when reads need it.
+#[utoipa::path(get, path = "/login", tag = "pages",
+    responses((status = 200, description = "The token form", content_type = "text/html")))]
 async fn login_page(State(state): State<AppState>) -> Result<LoginTemplate, PageError> {
     let reason = "This server asks for its API token before it shows jobs or runs them.".into();
     Ok(LoginTemplate { page: blank_page(&state), reason })
@@ -369,7 +393,12 @@ struct LoginForm {
     token: String,
 }
 
-/// Keeps a token in the browser after checking it.
+/// Checks a token and keeps it in an `HttpOnly`, `SameSite=Strict` cookie.
+#[utoipa::path(post, path = "/login", tag = "pages",
+    request_body(content_type = "application/x-www-form-urlencoded", description = "`token=<the API token>`"),
+    responses((status = 303, description = "Kept; on to the jobs page"),
+        (status = 400, description = "A token no cookie can hold", content_type = "text/html"),
+        (status = 401, description = "Not the API token", content_type = "text/html")))]
 async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
     let mut headers = axum::http::HeaderMap::new();
     let bearer = format!("Bearer {}", form.token.trim());
@@ -405,6 +434,9 @@ pub fn login_redirect(_error: ApiError) -> Response {
     Redirect::to("/login").into_response()
 }
 
+/// The pages' script.
+#[utoipa::path(get, path = "/static/app.js", tag = "pages",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
 async fn script() -> impl IntoResponse {
     let headers = [
         (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
@@ -413,6 +445,9 @@ async fn script() -> impl IntoResponse {
     (headers, include_str!("../../static/app.js"))
 }
 
+/// The pages' style.
+#[utoipa::path(get, path = "/static/app.css", tag = "pages",
+    responses((status = 200, description = "CSS", content_type = "text/css")))]
 async fn style() -> impl IntoResponse {
     let headers =
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")];
