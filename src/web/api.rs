@@ -38,6 +38,7 @@ type ApiResult<T> = Result<T, ApiError>;
         (name = "actions", description = "Run now, preview, cancel: need the API token when one is configured"),
         (name = "status", description = "Reconcile status, providers, health"),
         (name = "catalog", description = "Libraries, series and books"),
+        (name = "pages", description = "The read-only pages, in HTML"),
     )
 )]
 struct ApiDoc;
@@ -69,7 +70,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The OpenAPI document, built once.
 pub fn openapi() -> &'static utoipa::openapi::OpenApi {
     static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
-    DOC.get_or_init(|| router().split_for_parts().1)
+    DOC.get_or_init(|| {
+        let mut doc = router().split_for_parts().1;
+        doc.merge(<super::ui::PagesDoc as OpenApi>::openapi());
+        doc
+    })
 }
 
 // ----- views -----

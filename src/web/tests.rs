@@ -148,6 +148,13 @@ async fn the_openapi_document_is_valid_openapi_3_and_describes_every_route() {
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
+        ("get", "/"),
+        ("get", "/jobs/{id}"),
+        ("get", "/runs/{id}"),
+        ("get", "/login"),
+        ("post", "/login"),
+        ("get", "/static/app.js"),
+        ("get", "/static/app.css"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let described: Vec<(String, String)> = paths
@@ -167,17 +174,21 @@ async fn the_openapi_document_is_valid_openapi_3_and_describes_every_route() {
     // ...and everything described is served: the router knows each path and method (a route it
     // lacks answers 404 or 405 with an empty body, never the JSON error shape).
     for (method, path) in &described {
-        let uri = path
-            .replace("{id}", if path.starts_with("/api/v1/runs") { "1" } else { "manga" })
-            .replace("{series}", "frieren");
+        let id = match path.as_str() {
+            p if p.starts_with("/api/v1/runs") || p.starts_with("/runs") => "1",
+            "/jobs/{id}" => "manga/curated-status",
+            _ => "manga",
+        };
+        let uri = path.replace("{id}", id).replace("{series}", "frieren");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let answer = world.send(method.clone(), &uri, None).await;
         let code = answer.body["code"].as_str().unwrap_or_default();
+        // The router's own 404 and 405 have an empty body; the API's get the error shape.
         let unrouted = code == "no-route"
             || code == "method-not-allowed"
-            || (!uri.starts_with("/api/")
-                && matches!(answer.status, StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED));
-        assert!(!unrouted, "{method} {uri} is served (got {})", answer.body);
+            || (matches!(answer.status, StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED)
+                && answer.body == Value::String(String::new()));
+        assert!(!unrouted, "{method} {uri} is served (got {} {})", answer.status, answer.body);
     }
 }
 
@@ -643,4 +654,45 @@ async fn requests_no_handler_takes_get_the_same_error_shape() {
     let path = world.get("/api/v1/runs/first").await;
     assert_eq!(path.status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&path), "bad-request");
+}
+
+#[tokio::test]
+async fn the_job_page_pages_through_its_run_history() {
+    let world = world().await;
+    for _ in 0..21 {
+        let store = &world.state.store;
+        store.create_run("manga/curated-status", "manual", "skipped", None, None).await.unwrap();
+    }
+    let first = world.get("/jobs/manga/curated-status").await.body;
+    let first = first.as_str().unwrap();
+    assert!(
+        first.contains("href=\"/runs/21\"") && !first.contains("href=\"/runs/1\""),
+        "newest 20"
+    );
+    assert!(first.contains("<a href=\"?offset=20\">Older runs →</a>"), "{first}");
+    assert!(!first.contains("Newer runs"));
+
+    let second = world.get("/jobs/manga/curated-status?offset=20").await.body;
+    let second = second.as_str().unwrap();
+    assert!(second.contains("href=\"/runs/1\"") && !second.contains("href=\"/runs/2\""));
+    assert!(second.contains("<a href=\"?offset=0\">← Newer runs</a>"));
+    assert!(!second.contains("Older runs"));
+}
+
+#[tokio::test]
+async fn a_token_a_cookie_cannot_hold_is_refused_by_the_token_form_with_the_reason() {
+    let world =
+        world_with("apiToken: \"s3 cret\"\napiTokenForReads: true\n", "127.0.0.1:8080").await;
+    let form = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("token=s3+cret"))
+        .unwrap();
+    let response = router(world.state.clone()).oneshot(form).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let page = String::from_utf8_lossy(&bytes);
+    assert!(page.contains("cannot be kept in a browser cookie"), "{page}");
+    let api = world.send(Method::GET, "/api/v1/jobs", Some("s3 cret")).await;
+    assert_eq!(api.status, StatusCode::OK, "the API takes it as a bearer token");
 }

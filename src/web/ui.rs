@@ -16,6 +16,12 @@ use serde_json::Value;
 use super::api::{self, JobFilter, JobSummary, RunSummary};
 use super::{ApiError, AppState, TOKEN_COOKIE};
 
+/// The pages, as the OpenAPI document lists them (`/jobs/{id}` is served as `/jobs/{*id}`: a
+/// job ID keeps its `/`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(jobs_page, job_page, run_page, login_page, login, script, style))]
+pub struct PagesDoc;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(jobs_page))
@@ -220,6 +226,9 @@ struct JobsTemplate {
     libraries: Vec<LibraryJobs>,
 }
 
+/// The jobs page: every job by library.
+#[utoipa::path(get, path = "/", tag = "pages",
+    responses((status = 200, description = "The jobs page", content_type = "text/html")))]
 async fn jobs_page(State(state): State<AppState>) -> Result<JobsTemplate, PageError> {
     let filter = JobFilter { library: None, provider: None };
     let jobs = api::job_summaries(&state, &filter).await?;
@@ -252,15 +261,29 @@ struct JobTemplate {
     commit: String,
     edit_path: String,
     runs: Vec<RunLine>,
+    /// The history's neighbouring pages, by offset.
+    newer_offset: Option<usize>,
+    older_offset: Option<usize>,
     needs_token: bool,
 }
 
+/// Runs per page of a job's history.
+const RUNS_PER_PAGE: usize = 20;
+
+/// One job's page: YAML, source, commit, history, Run now and Preview.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "pages",
+    params(("id" = String, Path, description = "The job ID, its `/` as is (`/jobs/manga/curated-status`)"),
+        ("offset" = Option<usize>, Query, description = "The run history's page")),
+    responses((status = 200, description = "The job page", content_type = "text/html"),
+        (status = 404, description = "No such job", content_type = "text/html")))]
 async fn job_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(params): Query<OffsetParams>,
 ) -> Result<JobTemplate, PageError> {
     let detail = api::job_detail(&state, &id).await?;
-    let runs = api::run_page(&state, Some(&id), 20, 0).await?;
+    let offset = params.offset.unwrap_or(0);
+    let runs = api::run_page(&state, Some(&id), RUNS_PER_PAGE, offset).await?;
     let zone = detail.summary.schedule.as_ref().map_or(String::new(), |s| s.timezone.clone());
     let next_runs = detail
         .next_fire_times
@@ -289,12 +312,15 @@ async fn job_page(
         commit,
         edit_path,
         runs: runs.runs.iter().map(run_line).collect(),
+        newer_offset: (offset > 0).then(|| offset.saturating_sub(RUNS_PER_PAGE)),
+        older_offset: runs.next_offset,
         needs_token: state.access.has_token(),
     })
 }
 
+/// Which page of a list a page shows.
 #[derive(Debug, Deserialize)]
-struct RunPageParams {
+struct OffsetParams {
     offset: Option<usize>,
 }
 
@@ -312,10 +338,16 @@ struct RunTemplate {
 
 const ENTRIES_PER_PAGE: usize = 100;
 
+/// One run's page: its entries, before -> after.
+#[utoipa::path(get, path = "/runs/{id}", tag = "pages",
+    params(("id" = i64, Path, description = "The run ID"),
+        ("offset" = Option<usize>, Query, description = "The entries' page")),
+    responses((status = 200, description = "The run page", content_type = "text/html"),
+        (status = 404, description = "No such run", content_type = "text/html")))]
 async fn run_page(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    Query(params): Query<RunPageParams>,
+    Query(params): Query<OffsetParams>,
 ) -> Result<RunTemplate, PageError> {
     let offset = params.offset.unwrap_or(0);
     let detail = api::run_detail(&state, id, ENTRIES_PER_PAGE, offset).await?;
@@ -338,6 +370,9 @@ struct LoginTemplate {
     reason: String,
 }
 
+/// The form that asks for the API token when reads need it.
+#[utoipa::path(get, path = "/login", tag = "pages",
+    responses((status = 200, description = "The token form", content_type = "text/html")))]
 async fn login_page(State(state): State<AppState>) -> Result<LoginTemplate, PageError> {
     let reason = "This server asks for its API token before it shows jobs or runs them.".into();
     Ok(LoginTemplate { page: blank_page(&state), reason })
@@ -358,7 +393,12 @@ struct LoginForm {
     token: String,
 }
 
-/// Keeps a token in the browser after checking it.
+/// Checks a token and keeps it in an `HttpOnly`, `SameSite=Strict` cookie.
+#[utoipa::path(post, path = "/login", tag = "pages",
+    request_body(content_type = "application/x-www-form-urlencoded", description = "`token=<the API token>`"),
+    responses((status = 303, description = "Kept; on to the jobs page"),
+        (status = 400, description = "A token no cookie can hold", content_type = "text/html"),
+        (status = 401, description = "Not the API token", content_type = "text/html")))]
 async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
     let mut headers = axum::http::HeaderMap::new();
     let bearer = format!("Bearer {}", form.token.trim());
@@ -366,6 +406,17 @@ async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Re
         headers.insert(header::AUTHORIZATION, value);
     }
     let token_ok = state.access.has_token() && state.access.check_action(&headers).is_ok();
+    // A cookie value cannot hold spaces, quotes, commas, semicolons or backslashes.
+    let cookie_safe =
+        form.token.trim().bytes().all(|b| b.is_ascii_graphic() && !b"\",;\\".contains(&b));
+    if token_ok && !cookie_safe {
+        let reason = "This token cannot be kept in a browser cookie: the pages need a token of \
+                      letters, digits and punctuation other than quotes, commas, semicolons and \
+                      backslashes. The API takes it as `Authorization: Bearer` all the same."
+            .into();
+        let page = LoginTemplate { page: blank_page(&state), reason };
+        return (StatusCode::BAD_REQUEST, page).into_response();
+    }
     if !token_ok {
         let reason = "That is not the API token. Try again.".into();
         let page = LoginTemplate { page: blank_page(&state), reason };
@@ -383,6 +434,9 @@ pub fn login_redirect(_error: ApiError) -> Response {
     Redirect::to("/login").into_response()
 }
 
+/// The pages' script.
+#[utoipa::path(get, path = "/static/app.js", tag = "pages",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
 async fn script() -> impl IntoResponse {
     let headers = [
         (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
@@ -391,6 +445,9 @@ async fn script() -> impl IntoResponse {
     (headers, include_str!("../../static/app.js"))
 }
 
+/// The pages' style.
+#[utoipa::path(get, path = "/static/app.css", tag = "pages",
+    responses((status = 200, description = "CSS", content_type = "text/css")))]
 async fn style() -> impl IntoResponse {
     let headers =
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")];
