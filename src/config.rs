@@ -33,6 +33,8 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// The bearer token that guards actions; never printed.
     pub api_token: Option<String>,
+    /// Whether reads (the API's and the pages') need the token too.
+    pub api_token_for_reads: bool,
     pub retention: Retention,
     pub webhooks: Vec<crate::webhook::WebhookConfig>,
     /// How long a run stays held by the process running it between renewals (renewed every
@@ -94,6 +96,7 @@ impl fmt::Debug for Config {
             .field("catalog", &self.catalog)
             .field("providers", &self.providers)
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("api_token_for_reads", &self.api_token_for_reads)
             .field("retention", &self.retention)
             .field("run_lease", &self.run_lease)
             .field("workers", &self.workers)
@@ -191,6 +194,8 @@ struct ConfigFile {
     providers: Vec<ProviderConfig>,
     api_token: Option<String>,
     #[serde(default)]
+    api_token_for_reads: bool,
+    #[serde(default)]
     retention: Retention,
     #[serde(default)]
     webhooks: Vec<crate::webhook::WebhookConfig>,
@@ -226,6 +231,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub timezone: Option<String>,
     pub api_token: Option<String>,
+    /// `CURATOR_API_TOKEN_FOR_READS`: `true` or `1` makes reads need the token.
+    pub api_token_for_reads: Option<bool>,
 }
 
 impl Overrides {
@@ -238,6 +245,8 @@ impl Overrides {
             listen: var("CURATOR_LISTEN"),
             timezone: var("CURATOR_TIMEZONE"),
             api_token: var("CURATOR_API_TOKEN"),
+            api_token_for_reads: var("CURATOR_API_TOKEN_FOR_READS")
+                .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
         }
     }
 }
@@ -348,6 +357,7 @@ impl Config {
             catalog: file.catalog.iter().map(|p| resolve(p)).collect(),
             providers,
             api_token: overrides.api_token.clone().or(file.api_token),
+            api_token_for_reads: overrides.api_token_for_reads.unwrap_or(file.api_token_for_reads),
             retention: file.retention,
             webhooks: file.webhooks,
             run_lease,

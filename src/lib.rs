@@ -18,4 +18,5 @@ pub mod spec;
 pub mod store;
 pub mod validate;
 pub mod watch;
+pub mod web;
 pub mod webhook;

@@ -5,12 +5,10 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
-use axum::routing::get;
 use serde_json::json;
 use tokio::sync::{Notify, mpsc, watch as tokio_watch};
 use tracing::Instrument as _;
@@ -23,6 +21,7 @@ use crate::schedule::scheduler::{Firing, Scheduler};
 use crate::schedule::{SystemClock, Timing};
 use crate::store::{JobRow, OVERLAP_REASON, Reaped, RunRow, Store};
 use crate::watch;
+use crate::web;
 use crate::webhook::{EventKind, Notifier};
 
 /// A full rescan even when no event came: the watcher's backstop.
@@ -47,6 +46,8 @@ struct Server {
     queue_workers: AtomicUsize,
     /// Woken when a queue worker is free again, so the next queued run starts at once.
     worker_freed: Notify,
+    /// Rung when a run is queued through the API, so the queue is read at once.
+    queued: Arc<Notify>,
 }
 
 impl Server {
@@ -94,6 +95,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let hangup = hangup_signal();
     let mut stop_signals = StopSignals::install();
     let _lock = lock_database(&config.database)?;
+    if web::metrics_handle().is_some() {
+        web::describe_metrics();
+    }
     let store = Store::open(&config.database).await?.with_run_lease(config.run_lease);
     for (path, counts) in store.seed_catalogs(&config.catalog).await? {
         tracing::info!(file = %path.display(), libraries = counts.libraries, series = counts.series, books = counts.books, "catalog seeded");
@@ -112,13 +116,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         in_flight: AtomicUsize::new(0),
         queue_workers: AtomicUsize::new(0),
         worker_freed: Notify::new(),
+        queued: Arc::new(Notify::new()),
     });
     let (stop_tx, stop_rx) = tokio_watch::channel(false);
 
     let listener = tokio::net::TcpListener::bind(&server.config.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", server.config.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, "listening");
+    let local = listener.local_addr()?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = web::AppState {
+        store: server.store.clone(),
+        config: Arc::new(server.config.clone()),
+        runner: server.runner.clone(),
+        scheduler: server.scheduler.clone(),
+        registry: registry.clone(),
+        access: Arc::new(web::Access::new(&server.config, local)?),
+        queued: server.queued.clone(),
+        ready: ready.clone(),
+        jobs_dir_in_repo: web::jobs_dir_in_repo(&server.config.jobs_dir),
+    };
+    // Serving starts before the first pass: probes get an answer (`/readyz` says not yet).
+    let http =
+        axum::serve(listener, web::router(state)).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let http = tokio::spawn(async move { http.await });
+    tracing::info!(listen = %local, "listening");
     let orphans = server.store.interrupt_orphaned_runs().await?;
     log_reaped(&orphans, "the process running it stopped");
 
@@ -127,6 +149,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let watching = start_watch(&server.config, signal_tx.clone());
     let mut invalid = BTreeSet::new();
     pass(&server, &mut invalid).await;
+    ready.store(true, Ordering::SeqCst);
     catch_up(&server).await;
     release_freed_memory();
 
@@ -153,10 +176,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let timer = tokio::spawn(server.scheduler.clone().run(fire, stopped(stop_rx.clone())));
     let queue = tokio::spawn(queue_loop(server.clone(), stop_rx.clone()));
-
-    let app = Router::new().route("/healthz", get(|| async { "ok\n" }));
-    let http = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let http = tokio::spawn(async move { http.await });
 
     shutdown(&server, &mut stop_signals, stop_tx, [timer, queue, reconciler]).await;
     registry.shutdown().await;
@@ -291,6 +310,7 @@ async fn fire(server: &Arc<Server>, firing: Firing) {
         Ok(None) => return tracing::debug!("slot already claimed"),
         Err(e) => return tracing::error!(error = %e, "cannot claim the slot"),
     };
+    metrics::histogram!("curator_scheduler_lateness_seconds").record(late_ms.max(0) as f64 / 1e3);
     tracing::info!(run.id = run.id, late_ms, "job fired");
     server.spawn_run(job, run);
 }
@@ -352,6 +372,7 @@ async fn catch_up(server: &Arc<Server>) {
 /// server keeps its last good state. Files that became invalid since the last pass are
 /// announced to the webhooks once.
 async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
+    let started = std::time::Instant::now();
     let plan = match reconcile::reconcile(&server.store, &server.config, Options::default()).await {
         Ok(plan) => Some(plan),
         Err(e) => {
@@ -359,10 +380,25 @@ async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
             None
         }
     };
+    metrics::histogram!("curator_reconcile_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
     match server.store.schedules().await {
-        Ok(jobs) => server.scheduler.sync(&jobs, server.config.timezone, server.scheduler.now()),
+        Ok(jobs) => {
+            let enabled = jobs.iter().filter(|j| j.enabled).count();
+            metrics::gauge!("curator_jobs", "enabled" => "true").set(enabled as f64);
+            metrics::gauge!("curator_jobs", "enabled" => "false")
+                .set((jobs.len() - enabled) as f64);
+            server.scheduler.sync(&jobs, server.config.timezone, server.scheduler.now())
+        }
         Err(e) => tracing::error!(error = %e, "cannot read jobs for the scheduler"),
     }
+    let result = match &plan {
+        None => "failed",
+        Some(p) if p.refused.is_some() => "refused",
+        Some(p) if p.has_errors() => "errors",
+        Some(_) => "applied",
+    };
+    metrics::counter!("curator_reconcile_passes_total", "result" => result).increment(1);
     let Some(plan) = plan else { return };
     for d in plan.report.diagnostics() {
         tracing::warn!(job.file = %d.file, "{d}");
@@ -410,6 +446,7 @@ async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
             server.notifier.send(EventKind::FileInvalid, detail);
         }
     }
+    metrics::gauge!("curator_reconcile_invalid_files").set(now_invalid.len() as f64);
     *invalid = now_invalid;
     drop(plan);
     release_freed_memory();
@@ -426,7 +463,10 @@ async fn reconcile_loop(
     resync.tick().await;
     loop {
         tokio::select! {
-            Some(()) = signal.recv() => tracing::debug!("jobs directory changed"),
+            Some(()) = signal.recv() => {
+                settle(&mut signal).await;
+                tracing::debug!("jobs directory changed");
+            }
             _ = hangup.recv() => tracing::info!("SIGHUP: reconciling"),
             _ = resync.tick() => tracing::debug!("periodic resync"),
             _ = stop.changed() => return,
@@ -436,6 +476,25 @@ async fn reconcile_loop(
         let identity = dir_identity(&server.config.jobs_dir);
         if watching.as_ref().map(|(_, id)| *id) != Some(identity) {
             watching = start_watch(&server.config, signal_tx.clone());
+        }
+    }
+}
+
+/// How long the watcher must stay quiet before a pass starts, and the longest a pass waits for
+/// that. The debouncer times each file on its own, so a thousand files written over a second
+/// arrive as a signal at every one of its ticks (a quarter of its window); without settling,
+/// each would be a pass.
+const SETTLE: Duration = Duration::from_millis(100);
+const SETTLE_AT_MOST: Duration = Duration::from_secs(1);
+
+/// Waits for the watcher's signals to pause (see [`SETTLE`]).
+async fn settle(signal: &mut mpsc::Receiver<()>) {
+    let deadline = tokio::time::Instant::now() + SETTLE_AT_MOST;
+    loop {
+        let quiet = (tokio::time::Instant::now() + SETTLE).min(deadline);
+        match tokio::time::timeout_at(quiet, signal.recv()).await {
+            Ok(Some(())) if tokio::time::Instant::now() < deadline => {}
+            _ => return,
         }
     }
 }
@@ -465,6 +524,7 @@ async fn queue_loop(server: Arc<Server>, mut stop: tokio_watch::Receiver<bool>) 
         let sweep = tokio::select! {
             _ = tick.tick() => true,
             _ = server.worker_freed.notified() => false,
+            _ = server.queued.notified() => false,
             _ = stop.changed() => return,
         };
         if sweep {

@@ -18,6 +18,9 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("listen", Some("CURATOR_LISTEN")),
     ("timezone", Some("CURATOR_TIMEZONE")),
     ("apiToken", Some("CURATOR_API_TOKEN")),
+    ("apiTokenForReads", Some("CURATOR_API_TOKEN_FOR_READS")),
+    ("workers", None),
+    ("runLease", None),
     ("logFormat", Some("CURATOR_LOG_FORMAT")),
     ("logLevel", Some("CURATOR_LOG")),
     ("catalog", None),
@@ -61,6 +64,9 @@ pub fn effective(config: &Config, overrides: &Overrides, flag_format: Option<Log
         "listen": config.listen,
         "timezone": config.timezone.name(),
         "apiToken": config.api_token.as_ref().map(|_| MASK),
+        "apiTokenForReads": config.api_token_for_reads,
+        "workers": config.workers,
+        "runLease": humantime::format_duration(config.run_lease).to_string(),
         "logFormat": log_format,
         "logLevel": log_level,
         "catalog": config.catalog,
@@ -93,6 +99,7 @@ fn overridden(overrides: &Overrides, key: &str) -> bool {
         "listen" => overrides.listen.is_some(),
         "timezone" => overrides.timezone.is_some(),
         "apiToken" => overrides.api_token.is_some(),
+        "apiTokenForReads" => overrides.api_token_for_reads.is_some(),
         _ => false,
     }
 }

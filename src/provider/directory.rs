@@ -31,6 +31,17 @@ impl DirectoryProvider {
         &self.name
     }
 
+    /// Checks that the folder is still there.
+    pub fn check(&self) -> Result<(), ProviderError> {
+        if self.root.is_dir() {
+            return Ok(());
+        }
+        Err(ProviderError::Unavailable {
+            provider: self.name.clone(),
+            reason: format!("`{}` is not a directory", self.root.display()),
+        })
+    }
+
     /// A folder can hold either side.
     pub fn capabilities(&self) -> Capabilities {
         Capabilities { series: true, book: true }

@@ -119,6 +119,22 @@ impl ProviderError {
     }
 }
 
+impl ProviderError {
+    /// A word for the kind of failure, as metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::NotFound { .. } => "not_found",
+            ProviderError::RateLimited { .. } => "rate_limited",
+            ProviderError::Timeout { .. } => "timeout",
+            ProviderError::Rpc { .. } => "rpc",
+            ProviderError::Unavailable { .. } => "unavailable",
+            ProviderError::Unreachable { .. } => "unreachable",
+            ProviderError::Protocol { .. } => "protocol",
+            ProviderError::Refused { .. } => "refused",
+        }
+    }
+}
+
 /// What an entry without an ID for the provider looks like to the provider's match call
 /// (`metadata/series/match`, `metadata/book/match`).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -205,11 +221,35 @@ impl Provider {
         kind: EntityKind,
         external_id: &str,
     ) -> Result<Metadata, ProviderError> {
-        match self {
+        let result = match self {
             Provider::Directory(p) => p.get(kind, external_id).await,
             Provider::Plugin(p) => p.get(kind, external_id).await,
             Provider::Anilist(p) => p.get(kind, external_id).await,
             Provider::Openlibrary(p) => p.get(kind, external_id).await,
+        };
+        self.count(&result);
+        result
+    }
+
+    /// Counts a call, and its failure, in the metrics.
+    fn count<T>(&self, result: &Result<T, ProviderError>) {
+        let provider = self.name().to_string();
+        metrics::counter!("curator_provider_calls_total", "provider" => provider.clone())
+            .increment(1);
+        if let Err(e) = result {
+            let kind = e.kind();
+            metrics::counter!("curator_provider_errors_total", "provider" => provider, "kind" => kind)
+                .increment(1);
+        }
+    }
+
+    /// Checks that the provider answers: a plugin's `ping`, a directory's folder. An HTTP
+    /// service is not called for this: its failures show in its calls' errors.
+    pub async fn ping(&self) -> Result<(), ProviderError> {
+        match self {
+            Provider::Directory(p) => p.check(),
+            Provider::Plugin(p) => p.ping().await,
+            Provider::Anilist(_) | Provider::Openlibrary(_) => Ok(()),
         }
     }
 
@@ -219,12 +259,14 @@ impl Provider {
         kind: EntityKind,
         query: &MatchQuery,
     ) -> Result<Option<MatchCandidate>, ProviderError> {
-        match self {
+        let result = match self {
             Provider::Directory(p) => p.match_entry(kind, query).await,
             Provider::Plugin(p) => p.match_entry(kind, query).await,
             Provider::Anilist(p) => p.match_entry(kind, query).await,
             Provider::Openlibrary(p) => p.match_entry(kind, query).await,
-        }
+        };
+        self.count(&result);
+        result
     }
 
     /// Stops the provider's process, if it has one.
@@ -233,6 +275,56 @@ impl Provider {
             p.shutdown().await;
         }
     }
+}
+
+/// What a kind of provider serves before it is started; a plugin's comes from its manifest.
+fn known_capabilities(kind: crate::config::ProviderKind) -> Option<Capabilities> {
+    use crate::config::ProviderKind;
+    match kind {
+        ProviderKind::Directory => Some(Capabilities { series: true, book: true }),
+        ProviderKind::Anilist => Some(anilist::CAPABILITIES),
+        ProviderKind::Openlibrary => Some(openlibrary::CAPABILITIES),
+        ProviderKind::Plugin => None,
+    }
+}
+
+/// How a provider is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Started and answering.
+    Ok,
+    /// Not started yet: it starts at its first use.
+    Idle,
+    /// Disabled in the config.
+    Disabled,
+    /// Started, but not answering.
+    Failing,
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Health::Ok => "ok",
+            Health::Idle => "idle",
+            Health::Disabled => "disabled",
+            Health::Failing => "failing",
+        })
+    }
+}
+
+/// A configured provider as [`Registry::statuses`] sees it.
+#[derive(Debug, Clone)]
+pub struct ProviderStatus {
+    pub name: String,
+    /// `plugin`, `anilist`, `openlibrary` or `directory`.
+    pub kind: String,
+    pub enabled: bool,
+    /// `None` for a plugin until it has started in this process (they come from its manifest).
+    pub capabilities: Option<Capabilities>,
+    pub permissions: Vec<String>,
+    pub health: Health,
+    /// Why it is failing.
+    pub detail: Option<String>,
 }
 
 /// The configured providers, each started on first use and kept for the process's life.
@@ -302,6 +394,36 @@ impl Registry {
     pub fn permissions(&self, name: &str) -> crate::catalog::fields::Permissions {
         let list = self.configs.iter().find(|c| c.name == name).map(|c| c.permissions.as_slice());
         crate::catalog::fields::Permissions::new(list.unwrap_or_default())
+    }
+
+    /// What is known of each configured provider, in config order. Nothing is started for
+    /// this: a provider not used yet is `idle`, and a started one is asked whether it answers.
+    pub async fn statuses(&self) -> Vec<ProviderStatus> {
+        let started = self.started.lock().await.clone();
+        let mut statuses = Vec::with_capacity(self.configs.len());
+        for config in &self.configs {
+            let provider = started.get(&config.name);
+            let (health, detail) = match provider {
+                _ if !config.enabled => (Health::Disabled, None),
+                None => (Health::Idle, None),
+                Some(p) => match p.ping().await {
+                    Ok(()) => (Health::Ok, None),
+                    Err(e) => (Health::Failing, Some(e.to_string())),
+                },
+            };
+            statuses.push(ProviderStatus {
+                name: config.name.clone(),
+                kind: format!("{:?}", config.kind).to_lowercase(),
+                enabled: config.enabled,
+                capabilities: provider
+                    .map(|p| p.capabilities())
+                    .or(known_capabilities(config.kind)),
+                permissions: config.permissions.clone(),
+                health,
+                detail,
+            });
+        }
+        statuses
     }
 
     /// The lowest confidence at which a match from the provider attaches its ID.

@@ -111,6 +111,7 @@ impl Runner {
     ) -> Result<i64, StoreError> {
         if !self.running.lock().expect("running set lock").insert(job.id.clone()) {
             tracing::warn!(job.id = %job.id, reason = OVERLAP_REASON, "firing skipped");
+            metrics::counter!("curator_runs_total", "status" => "skipped").increment(1);
             return self
                 .store
                 .create_run(&job.id, trigger.as_str(), "skipped", slot, Some(OVERLAP_REASON))
@@ -133,7 +134,11 @@ impl Runner {
 
     /// After a run: notify of a failure, and prune the job's history. Neither may fail the run.
     async fn after(&self, job: &JobRow, run_id: i64) {
-        match self.store.run(run_id).await {
+        let run = self.store.run(run_id).await;
+        if let Ok(run) = &run {
+            metrics::counter!("curator_runs_total", "status" => run.status.clone()).increment(1);
+        }
+        match run {
             Ok(run) if run.status == "failed" || run.status == "partial" => {
                 let kind = if run.status == "failed" {
                     EventKind::RunFailed
@@ -162,6 +167,7 @@ impl Runner {
     #[tracing::instrument(name = "job", skip_all, fields(job.id = %job.id, job.file = %job.source_file))]
     pub async fn run_claimed(&self, job: &JobRow, run_id: i64) -> Result<(), StoreError> {
         if !self.running.lock().expect("running set lock").insert(job.id.clone()) {
+            metrics::counter!("curator_runs_total", "status" => "skipped").increment(1);
             return self
                 .store
                 .finish_run(run_id, "skipped", &json!({}), Some(OVERLAP_REASON))
@@ -236,6 +242,8 @@ impl Runner {
             })
             .collect();
         self.store.record_entries(run_id, &skipped).await?;
+        metrics::counter!("curator_entries_total", "outcome" => "skipped")
+            .increment(skipped.len() as u64);
 
         // A cancel request can come from this process (the API) or another one (the CLI); a lost
         // lease stops the calls the same way.
@@ -638,6 +646,10 @@ impl From<plan::PlanCounts> for Totals {
 
 impl Totals {
     fn count(&mut self, step: &Step) {
+        let outcome = step.result.outcome.clone();
+        metrics::counter!("curator_entries_total", "outcome" => outcome).increment(1);
+        let written = step.result.changes.len() as u64;
+        metrics::counter!("curator_fields_written_total").increment(written);
         match &step.matched {
             Some(MatchNote::Matched { .. }) if step.synced.is_some() => self.matched += 1,
             Some(MatchNote::NoConfidentMatch { .. }) => {

@@ -511,6 +511,7 @@ fn config(kind: ProviderKind) -> Config {
             match_threshold: crate::config::MATCH_THRESHOLD,
         }],
         api_token: None,
+        api_token_for_reads: false,
         retention: Default::default(),
         webhooks: Vec::new(),
         log_format: None,

@@ -3,6 +3,7 @@
 //! given / when / then; the serve tests start the real server on port 0. This file holds the
 //! harness; each module holds the tests of one command family.
 
+mod browser;
 mod catalog;
 mod operator;
 mod providers;
@@ -14,6 +15,7 @@ mod schedule;
 mod serve;
 mod validate;
 mod watch;
+mod web;
 
 #[allow(dead_code)]
 #[path = "../support/testdb.rs"]
