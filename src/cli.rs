@@ -692,6 +692,13 @@ async fn show_run(store: &Store, run: &RunRow, output: Output) -> anyhow::Result
     }
     let mut out = String::new();
     let _ = writeln!(out, "run {}", run_line(run));
+    if let Some(earlier) = run.resumes {
+        let _ = writeln!(
+            out,
+            "continues run {earlier} (attempt {}): the entries it recorded are not repeated",
+            run.attempt
+        );
+    }
     if let Value::Object(totals) = &run.totals {
         let parts: Vec<String> = totals.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "totals: {}", parts.join(", "));

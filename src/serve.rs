@@ -452,7 +452,10 @@ async fn reconcile_loop(
     resync.tick().await;
     loop {
         tokio::select! {
-            Some(()) = signal.recv() => tracing::debug!("jobs directory changed"),
+            Some(()) = signal.recv() => {
+                settle(&mut signal).await;
+                tracing::debug!("jobs directory changed");
+            }
             _ = hangup.recv() => tracing::info!("SIGHUP: reconciling"),
             _ = resync.tick() => tracing::debug!("periodic resync"),
             _ = stop.changed() => return,
@@ -462,6 +465,25 @@ async fn reconcile_loop(
         let identity = dir_identity(&server.config.jobs_dir);
         if watching.as_ref().map(|(_, id)| *id) != Some(identity) {
             watching = start_watch(&server.config, signal_tx.clone());
+        }
+    }
+}
+
+/// How long the watcher must stay quiet before a pass starts, and the longest a pass waits for
+/// that. The debouncer times each file on its own, so a thousand files written over a second
+/// arrive as a signal at every one of its ticks (a quarter of its window); without settling,
+/// each would be a pass.
+const SETTLE: Duration = Duration::from_millis(100);
+const SETTLE_AT_MOST: Duration = Duration::from_secs(1);
+
+/// Waits for the watcher's signals to pause (see [`SETTLE`]).
+async fn settle(signal: &mut mpsc::Receiver<()>) {
+    let deadline = tokio::time::Instant::now() + SETTLE_AT_MOST;
+    loop {
+        let quiet = (tokio::time::Instant::now() + SETTLE).min(deadline);
+        match tokio::time::timeout_at(quiet, signal.recv()).await {
+            Ok(Some(())) if tokio::time::Instant::now() < deadline => {}
+            _ => return,
         }
     }
 }

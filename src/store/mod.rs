@@ -37,6 +37,10 @@ pub const DEFAULT_RUN_LEASE: Duration = Duration::from_secs(30);
 /// be handed on for ever.
 pub const MAX_RUN_ATTEMPTS: i64 = 3;
 
+/// How long a claimed slot is remembered at the least, whatever the run history keeps: a
+/// replica whose clock lags by less than this cannot fire a slot twice.
+pub const FIRINGS_KEPT_FOR: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
 /// Why a run's start was passed over.
 pub const OVERLAP_REASON: &str = "the previous run of this job is still going";
 
@@ -225,7 +229,8 @@ dispatch! {
     fn reap_expired_runs(&self) -> Vec<Reaped>;
     /// Ends a run with its status, totals and error; a run already ended keeps its ending.
     fn finish_run(&self, id: i64, status: &str, totals: &Value, error: Option<&str>) -> ();
-    /// Deletes a job's runs beyond the newest `keep` and any older than `max_age`.
+    /// Deletes a job's runs beyond the newest `keep` and any older than `max_age`, and its
+    /// claimed slots beyond the newest `keep` that are older than [`FIRINGS_KEPT_FOR`].
     fn prune_runs(&self, job_id: &str, keep: u32, max_age: chrono::Duration) -> u64;
     /// Marks this process's running runs `interrupted` (shutdown's last step), queueing the
     /// rest of scheduled ones for whichever process comes next.

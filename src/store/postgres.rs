@@ -13,10 +13,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row, Transaction};
 
 use super::{
-    CancelOutcome, DEFAULT_RUN_LEASE, Entry, EntryResult, FileRecord, GitState, ImportCounts,
-    ImportMode, JobChanges, JobIndex, JobRow, JobWrite, OVERLAP_REASON, Reaped, RowScope, RunRow,
-    ScheduleRow, StoreError, StoredSummary, continues, entity_kind, is_orphan, process_owner,
-    redact_url,
+    CancelOutcome, DEFAULT_RUN_LEASE, Entry, EntryResult, FIRINGS_KEPT_FOR, FileRecord, GitState,
+    ImportCounts, ImportMode, JobChanges, JobIndex, JobRow, JobWrite, OVERLAP_REASON, Reaped,
+    RowScope, RunRow, ScheduleRow, StoreError, StoredSummary, continues, entity_kind, is_orphan,
+    process_owner, redact_url,
 };
 use crate::catalog::file::{BookDef, CatalogFile, ExternalIdDef, LibraryDef, SeriesDef};
 use crate::provider::EntityKind;
@@ -634,6 +634,7 @@ impl PgStore {
         keep: u32,
         max_age: chrono::Duration,
     ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "DELETE FROM runs
              WHERE job_id = $1 AND status NOT IN ('queued', 'running')
@@ -643,8 +644,19 @@ impl PgStore {
         .bind(job_id)
         .bind(Utc::now() - max_age)
         .bind(i64::from(keep))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "DELETE FROM firings
+             WHERE job_id = $1 AND slot < $2 AND slot NOT IN
+                   (SELECT slot FROM firings WHERE job_id = $1 ORDER BY slot DESC LIMIT $3)",
+        )
+        .bind(job_id)
+        .bind(Utc::now() - FIRINGS_KEPT_FOR)
+        .bind(i64::from(keep))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 

@@ -13,10 +13,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool, Transaction};
 
 use super::{
-    CancelOutcome, Change, DEFAULT_RUN_LEASE, Entry, EntryResult, FileRecord, GitState,
-    ImportCounts, ImportMode, JobChanges, JobIndex, JobRow, JobWrite, OVERLAP_REASON, Reaped,
-    RowScope, RunRow, ScheduleRow, StoreError, StoredSummary, continues, entity_kind, is_orphan,
-    parse_timestamp, process_owner, redact_url, timestamp,
+    CancelOutcome, Change, DEFAULT_RUN_LEASE, Entry, EntryResult, FIRINGS_KEPT_FOR, FileRecord,
+    GitState, ImportCounts, ImportMode, JobChanges, JobIndex, JobRow, JobWrite, OVERLAP_REASON,
+    Reaped, RowScope, RunRow, ScheduleRow, StoreError, StoredSummary, continues, entity_kind,
+    is_orphan, parse_timestamp, process_owner, redact_url, timestamp,
 };
 use crate::catalog::file::{BookDef, CatalogFile, ExternalIdDef, LibraryDef, SeriesDef};
 use crate::provider::EntityKind;
@@ -776,6 +776,17 @@ impl SqliteStore {
         )
         .bind(job_id)
         .bind(cutoff)
+        .bind(job_id)
+        .bind(i64::from(keep))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM firings
+             WHERE job_id = ? AND slot < ? AND slot NOT IN
+                   (SELECT slot FROM firings WHERE job_id = ? ORDER BY slot DESC LIMIT ?)",
+        )
+        .bind(job_id)
+        .bind(timestamp(Utc::now() - FIRINGS_KEPT_FOR))
         .bind(job_id)
         .bind(i64::from(keep))
         .execute(&mut *tx)

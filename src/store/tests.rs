@@ -465,6 +465,32 @@ store_tests! {
         assert_eq!(tx.manifests().await.unwrap(), manifests);
     }
 
+    async fn old_claimed_slots_are_forgotten_beyond_the_kept_count_but_never_the_latest(
+        db,
+        store
+    ) {
+        let day = chrono::TimeDelta::days(1);
+        // Slots are whole seconds, as cron makes them.
+        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0);
+        let old: Vec<DateTime<Utc>> = (2..7).map(|d| now - day * d).collect();
+        for at in &old {
+            store.claim_slot("j", *at, "schedule", Some("old")).await.unwrap();
+        }
+        let recent = now - chrono::TimeDelta::hours(1);
+        store.claim_slot("j", recent, "schedule", Some("recent")).await.unwrap();
+        store.claim_slot("other", old[4], "schedule", Some("old")).await.unwrap();
+
+        store.prune_runs("j", 2, chrono::Duration::days(90)).await.unwrap();
+        // A forgotten slot can be claimed again; a remembered one cannot.
+        for at in [recent].iter().chain(&old) {
+            let again = store.claim_slot("j", *at, "schedule", Some("again")).await.unwrap();
+            let kept = *at == recent || *at == old[0];
+            assert_eq!(again.is_none(), kept, "slot {at}: kept {kept}");
+        }
+        assert_eq!(store.last_slots().await.unwrap()["j"], recent, "the latest stays");
+        assert!(store.claim_slot("other", old[4], "schedule", None).await.unwrap().is_none());
+    }
+
     async fn a_finished_run_keeps_its_ending_and_history_is_pruned(db, store) {
         let mut ids = Vec::new();
         for _ in 0..4 {

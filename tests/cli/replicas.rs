@@ -212,6 +212,10 @@ fn a_replica_killed_mid_run_loses_its_run_to_another_that_writes_each_entry_once
     assert_eq!(next["attempt"], 2);
     assert_eq!((&next["trigger"], &next["slot"]), (&original["trigger"], &original["slot"]));
     assert!(taken_over_after < Duration::from_secs(15), "taken over after {taken_over_after:?}");
+    let shown = sandbox.run(&["runs", "show", &next["id"].to_string()]).success().stdout();
+    let says =
+        format!("continues run {run_id} (attempt 2): the entries it recorded are not repeated");
+    assert!(shown.contains(&says), "{shown}");
 
     // Each entry of the slot was written once, across both runs, and the catalog has them all.
     let entries = rows(
@@ -275,4 +279,29 @@ fn a_database_that_cannot_be_reached_is_named_without_its_password() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
     assert_eq!(stderr.matches("Connection refused").count(), 1, "the cause once: {stderr}");
+}
+
+#[test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "needs PostgreSQL: run with CURATOR_TEST_POSTGRES=postgres://postgres@127.0.0.1/test"
+)]
+fn a_tls_connection_uses_the_one_crypto_provider_curator_is_built_with() {
+    let runtime = runtime();
+    let db = runtime.block_on(TestDatabase::postgres());
+    let ssl = rows(&runtime, &db, "SELECT current_setting('ssl') AS ssl")[0]["ssl"].clone();
+    let separator = if db.url.contains('?') { '&' } else { '?' };
+    let sandbox =
+        Sandbox::new().with_database_url(&format!("{}{separator}sslmode=require", db.url));
+
+    let run = sandbox.run(&["runs", "list"]);
+    // Two rustls providers in one binary build fine and then panic at the first handshake.
+    assert!(!run.stderr().contains("CryptoProvider"), "{}", run.stderr());
+    if ssl == "on" {
+        // `sslmode=require` connects over TLS or not at all.
+        assert_eq!(run.success().stdout(), "no runs\n");
+    } else {
+        let run = run.expect_code(1);
+        assert!(run.stderr().contains("TLS"), "{}", run.stderr());
+    }
 }
