@@ -461,9 +461,50 @@ fn timing(state: &AppState, job: &JobRow) -> Option<Timing> {
     Timing::new(&job.id, &job.spec.schedule, state.config.timezone).ok()
 }
 
+/// Resolves job schedules as [`Timing::new`] does, but parses each distinct cron expression
+/// once: ten thousand jobs usually share a few expressions, and parsing one also searches for
+/// its next date to prove it can fire.
+#[derive(Default)]
+pub struct Timings {
+    /// Each expression parsed, with its words; `None` when it does not parse.
+    crons: HashMap<String, Option<(croner::Cron, String)>>,
+}
+
+impl Timings {
+    /// The job's timing and its schedule in words.
+    fn get(&mut self, state: &AppState, job: &JobRow) -> Option<(Timing, String)> {
+        use crate::schedule::{jitter_for, parse_cron, parse_jitter, parse_zone};
+        let schedule = &job.spec.schedule;
+        let parsed = self.crons.entry(schedule.cron.clone()).or_insert_with(|| {
+            let cron = parse_cron(&schedule.cron).ok()?;
+            let words = cron.describe();
+            Some((cron, words))
+        });
+        let (cron, words) = parsed.clone()?;
+        let zone = match &schedule.timezone {
+            Some(name) => parse_zone(name).ok()?,
+            None => state.config.timezone,
+        };
+        let window = match &schedule.jitter {
+            Some(text) => parse_jitter(text).ok()?,
+            None => std::time::Duration::ZERO,
+        };
+        Some((Timing { cron, zone, jitter: jitter_for(&job.id, window) }, words))
+    }
+}
+
 /// A job's list view; `last` is its newest run that was not skipped.
-pub fn summary(state: &AppState, job: &JobRow, last: Option<&RunRow>) -> JobSummary {
-    let timing = timing(state, job);
+pub fn summary(
+    state: &AppState,
+    timings: &mut Timings,
+    job: &JobRow,
+    last: Option<&RunRow>,
+) -> JobSummary {
+    let resolved = timings.get(state, job);
+    let (timing, words) = match resolved {
+        Some((timing, words)) => (Some(timing), words),
+        None => (None, String::new()),
+    };
     let spec = &job.spec;
     let next_fire = job
         .enabled
@@ -484,7 +525,7 @@ pub fn summary(state: &AppState, job: &JobRow, last: Option<&RunRow>) -> JobSumm
         enabled: job.enabled,
         schedule: timing.as_ref().map(|t| ScheduleView {
             cron: spec.schedule.cron.clone(),
-            description: t.describe(),
+            description: words.clone(),
             timezone: t.zone.name().to_string(),
             catch_up: spec.schedule.catch_up,
             jitter: spec.schedule.jitter.clone(),
@@ -508,11 +549,12 @@ pub async fn job_summaries(state: &AppState, filter: &JobFilter) -> ApiResult<Ve
     let last = state.store.last_runs().await?;
     let wanted_provider =
         filter.provider.as_deref().map(|p| p.strip_prefix("plugin:").unwrap_or(p));
+    let mut timings = Timings::default();
     Ok(jobs
         .iter()
         .filter(|j| filter.library.as_deref().is_none_or(|l| j.library_id == l))
         .filter(|j| wanted_provider.is_none_or(|p| j.provider == p))
-        .map(|j| summary(state, j, last.get(&j.id)))
+        .map(|j| summary(state, &mut timings, j, last.get(&j.id)))
         .collect())
 }
 
@@ -521,7 +563,7 @@ pub async fn job_detail(state: &AppState, id: &str) -> ApiResult<JobDetail> {
     let job = state.store.job(id).await?;
     let last = state.store.runs(Some(id), 20).await?;
     let last = last.into_iter().find(|r| r.status != "skipped");
-    let summary = summary(state, &job, last.as_ref());
+    let summary = summary(state, &mut Timings::default(), &job, last.as_ref());
     let next_fire_times = match timing(state, &job) {
         Some(t) if job.enabled => t
             .next_slots(Utc::now(), 3)

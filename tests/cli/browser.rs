@@ -370,6 +370,63 @@ async fn a_broken_file_shows_the_banner_on_every_page_until_it_is_fixed() {
     browser.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_run_is_cancelled_from_its_page() {
+    let Some(browser) = Browser::start("cancel").await else { return };
+    // Given a job whose four entries each take the echo plugin 3 s, one at a time.
+    let (_sandbox, server) = served(|sandbox| {
+        let sandbox = sandbox.prepared();
+        let plugin = echo_plugin();
+        sandbox.append_config(&format!(
+            "  - name: echo\n    kind: plugin\n    command: {}\n    permissions: [\"metadata:write:*\"]\n",
+            plugin.display()
+        ));
+        let series: String = (0..4)
+            .map(|i| format!("      - id: s{i}\n        externalIds: {{ echo: {{ id: slow }} }}\n"))
+            .collect();
+        sandbox.write("slow.yaml", &format!("libraries:\n  - id: slow\n    name: Slow\n    series:\n{series}"));
+        sandbox.run(&["catalog", "import", "slow.yaml"]).success();
+        let job = JOB.replace("library: manga", "library: slow").replace("provider: curated", "provider: echo");
+        sandbox.write("jobs.d/slow.yaml", &format!("{job}maxConcurrency: 1\n"));
+        sandbox
+    })
+    .await;
+
+    // When Run now starts it and Cancel run stops it.
+    browser.open(&format!("{}/jobs/slow", server.url())).await;
+    browser
+        .client
+        .find(Locator::Css("button[data-action=run]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_text("the queued run", |t| t.contains("Queued run #1")).await;
+    browser.open(&format!("{}/runs/1", server.url())).await;
+    let status = "return document.querySelector('h1 .status')?.textContent ?? ''";
+    browser.wait_for_js("the run running", status, json!("running")).await;
+    browser.mark().await;
+    browser
+        .client
+        .find(Locator::Css("button[data-action=cancel]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Then the page says so, and shows the run cancelled without a reload.
+    browser.wait_for_text("the request", |t| t.contains("Cancel requested")).await;
+    browser.wait_for_js("the run cancelled", status, json!("cancelled")).await;
+    assert!(browser.still_marked().await, "the status came without a reload");
+    let buttons =
+        browser.js("return document.querySelectorAll('button[data-action=cancel]').length").await;
+    assert_eq!(buttons, json!(0), "an ended run has no Cancel button");
+    browser.screenshot("run-cancelled").await;
+    browser.close().await;
+}
+
 const HOSTILE: &str = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">";
 
 #[tokio::test(flavor = "multi_thread")]
