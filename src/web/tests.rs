@@ -20,26 +20,15 @@ struct World {
     state: AppState,
 }
 
-fn copy(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            copy(&entry.path(), &to.join(entry.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).unwrap();
-    }
-}
+#[path = "../../tests/support/examples.rs"]
+mod examples;
 
 /// Given the repository's config (plus `extra` lines), jobs and catalog, reconciled once, and a
 /// server listening on `listen`.
 async fn world_with(extra: &str, listen: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for item in ["curator.yaml", "jobs.d", "examples"] {
-        copy(&repo.join(item), &dir.path().join(item));
-    }
+    examples::copy_examples(repo, dir.path());
     let config_path = dir.path().join("curator.yaml");
     let text = std::fs::read_to_string(&config_path).unwrap();
     std::fs::write(&config_path, format!("{text}{extra}")).unwrap();

@@ -21,6 +21,10 @@ mod web;
 #[path = "../support/testdb.rs"]
 mod testdb;
 
+#[path = "../support/examples.rs"]
+mod examples;
+pub use examples::copy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -39,9 +43,7 @@ impl Sandbox {
     /// Given the repository's own config, jobs and examples.
     fn new() -> Sandbox {
         let dir = tempfile::tempdir().expect("a temp dir");
-        for item in ["curator.yaml", "jobs.d", "examples", "schemas"] {
-            copy(&Path::new(REPO).join(item), &dir.path().join(item));
-        }
+        examples::copy_examples(Path::new(REPO), dir.path());
         Sandbox { dir, database_url: None }
     }
 
@@ -176,18 +178,6 @@ impl Sandbox {
             .find(|s| s["id"] == id)
             .cloned()
             .unwrap_or_else(|| panic!("no series {id}"))
-    }
-}
-
-pub fn copy(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            copy(&entry.path(), &to.join(entry.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).unwrap();
     }
 }
 

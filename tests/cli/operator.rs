@@ -856,7 +856,13 @@ fn the_kubernetes_example_mounts_jobs_that_validate_and_serves_its_probes() {
     let server = JsonServer::start(serve);
     for probe in ["livenessProbe", "readinessProbe"] {
         let path = container[probe]["httpGet"]["path"].as_str().unwrap();
-        let response = http_get(server.port, path);
+        // Readiness waits for the first reconcile pass, as a kubelet's probe would retry.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let mut response = http_get(server.port, path);
+        while !response.starts_with("HTTP/1.1 200") && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            response = http_get(server.port, path);
+        }
         assert!(response.starts_with("HTTP/1.1 200"), "{probe} {path}: {response}");
     }
     let reconciled = server.lines.iter().find(|l| l["fields"]["message"] == "reconciled").unwrap();
