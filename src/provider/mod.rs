@@ -187,31 +187,74 @@ pub fn isbn_digits(isbn: &str) -> String {
     isbn.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_uppercase()
 }
 
-/// A configured, started provider.
-pub enum Provider {
+/// A configured, started provider, with how its recent calls went.
+pub struct Provider {
+    backend: Backend,
+    recent: std::sync::Mutex<Recent>,
+}
+
+/// The provider itself, by kind.
+pub enum Backend {
     Directory(directory::DirectoryProvider),
     Plugin(Box<plugin::PluginProvider>),
     Anilist(anilist::AnilistProvider),
     Openlibrary(openlibrary::OpenLibraryProvider),
 }
 
+/// Calls in a row that failed transiently before a started provider shows as failing.
+const FAILING_AFTER: u32 = 3;
+
+/// How the provider's latest calls went, for its health.
+#[derive(Debug, Default)]
+struct Recent {
+    /// Calls in a row that failed transiently (the provider could not be reached, timed out,
+    /// was restarting); any answer, even "not found", resets it.
+    failures_in_a_row: u32,
+    last_failure: Option<String>,
+}
+
 impl Provider {
+    pub fn new(backend: Backend) -> Provider {
+        Provider { backend, recent: Default::default() }
+    }
+
+    /// The plugin behind it, when it is one.
+    pub fn plugin(&self) -> Option<&plugin::PluginProvider> {
+        match &self.backend {
+            Backend::Plugin(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Why the provider is failing: its last [`FAILING_AFTER`] or more calls failed
+    /// transiently. `None` while it answers.
+    pub fn failing(&self) -> Option<String> {
+        let recent = self.recent.lock().expect("recent calls lock");
+        (recent.failures_in_a_row >= FAILING_AFTER).then(|| {
+            format!(
+                "its last {} calls failed: {}",
+                recent.failures_in_a_row,
+                recent.last_failure.as_deref().unwrap_or_default()
+            )
+        })
+    }
+
     /// The name jobs refer to it by, and the key of its external IDs in the catalog.
     pub fn name(&self) -> &str {
-        match self {
-            Provider::Directory(p) => p.name(),
-            Provider::Plugin(p) => p.name(),
-            Provider::Anilist(p) => p.name(),
-            Provider::Openlibrary(p) => p.name(),
+        match &self.backend {
+            Backend::Directory(p) => p.name(),
+            Backend::Plugin(p) => p.name(),
+            Backend::Anilist(p) => p.name(),
+            Backend::Openlibrary(p) => p.name(),
         }
     }
 
     pub fn capabilities(&self) -> Capabilities {
-        match self {
-            Provider::Directory(p) => p.capabilities(),
-            Provider::Plugin(p) => p.capabilities(),
-            Provider::Anilist(_) => anilist::CAPABILITIES,
-            Provider::Openlibrary(_) => openlibrary::CAPABILITIES,
+        match &self.backend {
+            Backend::Directory(p) => p.capabilities(),
+            Backend::Plugin(p) => p.capabilities(),
+            Backend::Anilist(_) => anilist::CAPABILITIES,
+            Backend::Openlibrary(_) => openlibrary::CAPABILITIES,
         }
     }
 
@@ -221,11 +264,11 @@ impl Provider {
         kind: EntityKind,
         external_id: &str,
     ) -> Result<Metadata, ProviderError> {
-        let result = match self {
-            Provider::Directory(p) => p.get(kind, external_id).await,
-            Provider::Plugin(p) => p.get(kind, external_id).await,
-            Provider::Anilist(p) => p.get(kind, external_id).await,
-            Provider::Openlibrary(p) => p.get(kind, external_id).await,
+        let result = match &self.backend {
+            Backend::Directory(p) => p.get(kind, external_id).await,
+            Backend::Plugin(p) => p.get(kind, external_id).await,
+            Backend::Anilist(p) => p.get(kind, external_id).await,
+            Backend::Openlibrary(p) => p.get(kind, external_id).await,
         };
         self.count(&result);
         result
@@ -233,6 +276,18 @@ impl Provider {
 
     /// Counts a call, and its failure, in the metrics.
     fn count<T>(&self, result: &Result<T, ProviderError>) {
+        {
+            let mut recent = self.recent.lock().expect("recent calls lock");
+            match result {
+                Err(e) if e.is_transient() => {
+                    recent.failures_in_a_row += 1;
+                    recent.last_failure = Some(e.to_string());
+                }
+                // A rate limit says nothing either way about the provider's health.
+                Err(ProviderError::RateLimited { .. }) => {}
+                _ => recent.failures_in_a_row = 0,
+            }
+        }
         let provider = self.name().to_string();
         metrics::counter!("curator_provider_calls_total", "provider" => provider.clone())
             .increment(1);
@@ -246,10 +301,10 @@ impl Provider {
     /// Checks that the provider answers: a plugin's `ping`, a directory's folder. An HTTP
     /// service is not called for this: its failures show in its calls' errors.
     pub async fn ping(&self) -> Result<(), ProviderError> {
-        match self {
-            Provider::Directory(p) => p.check(),
-            Provider::Plugin(p) => p.ping().await,
-            Provider::Anilist(_) | Provider::Openlibrary(_) => Ok(()),
+        match &self.backend {
+            Backend::Directory(p) => p.check(),
+            Backend::Plugin(p) => p.ping().await,
+            Backend::Anilist(_) | Backend::Openlibrary(_) => Ok(()),
         }
     }
 
@@ -259,11 +314,11 @@ impl Provider {
         kind: EntityKind,
         query: &MatchQuery,
     ) -> Result<Option<MatchCandidate>, ProviderError> {
-        let result = match self {
-            Provider::Directory(p) => p.match_entry(kind, query).await,
-            Provider::Plugin(p) => p.match_entry(kind, query).await,
-            Provider::Anilist(p) => p.match_entry(kind, query).await,
-            Provider::Openlibrary(p) => p.match_entry(kind, query).await,
+        let result = match &self.backend {
+            Backend::Directory(p) => p.match_entry(kind, query).await,
+            Backend::Plugin(p) => p.match_entry(kind, query).await,
+            Backend::Anilist(p) => p.match_entry(kind, query).await,
+            Backend::Openlibrary(p) => p.match_entry(kind, query).await,
         };
         self.count(&result);
         result
@@ -271,7 +326,7 @@ impl Provider {
 
     /// Stops the provider's process, if it has one.
     pub async fn shutdown(&self) {
-        if let Provider::Plugin(p) = self {
+        if let Backend::Plugin(p) = &self.backend {
             p.shutdown().await;
         }
     }
@@ -359,9 +414,9 @@ impl Registry {
         let provider = match config.kind {
             ProviderKind::Directory => {
                 let root = config.path.clone().unwrap_or_default();
-                Provider::Directory(directory::DirectoryProvider::new(name, root)?)
+                Backend::Directory(directory::DirectoryProvider::new(name, root)?)
             }
-            ProviderKind::Plugin => Provider::Plugin(Box::new(
+            ProviderKind::Plugin => Backend::Plugin(Box::new(
                 plugin::PluginProvider::start(plugin::PluginConfig {
                     name: name.to_string(),
                     command: config.command.clone().unwrap_or_default(),
@@ -380,12 +435,12 @@ impl Registry {
                 })
                 .await?,
             )),
-            ProviderKind::Anilist => Provider::Anilist(anilist::AnilistProvider::new(config)?),
+            ProviderKind::Anilist => Backend::Anilist(anilist::AnilistProvider::new(config)?),
             ProviderKind::Openlibrary => {
-                Provider::Openlibrary(openlibrary::OpenLibraryProvider::new(config)?)
+                Backend::Openlibrary(openlibrary::OpenLibraryProvider::new(config)?)
             }
         };
-        let provider = std::sync::Arc::new(provider);
+        let provider = std::sync::Arc::new(Provider::new(provider));
         started.insert(name.to_string(), provider.clone());
         Ok(provider)
     }
@@ -407,7 +462,10 @@ impl Registry {
                 _ if !config.enabled => (Health::Disabled, None),
                 None => (Health::Idle, None),
                 Some(p) => match p.ping().await {
-                    Ok(()) => (Health::Ok, None),
+                    Ok(()) => match p.failing() {
+                        None => (Health::Ok, None),
+                        Some(why) => (Health::Failing, Some(why)),
+                    },
                     Err(e) => (Health::Failing, Some(e.to_string())),
                 },
             };

@@ -606,3 +606,38 @@ async fn openlibrary_matches_by_isbn_first_then_by_title_and_author() {
     let found = provider.match_entry(EntityKind::Book, &wrong_author).await.unwrap().unwrap();
     assert!(found.confidence < crate::config::MATCH_THRESHOLD, "{found:?}");
 }
+
+#[tokio::test]
+async fn a_provider_whose_calls_keep_failing_shows_as_failing_until_one_succeeds() {
+    let down = Arc::new(Mutex::new(true));
+    let service = {
+        let down = down.clone();
+        FakeService::start(move |_| {
+            if *down.lock().unwrap() {
+                Reply::json(503, "down")
+            } else {
+                Reply::json(200, &fixture("anilist/media.json"))
+            }
+        })
+        .await
+    };
+    let registry = Registry::new(&[config("anilist", &service.url, json!({}))]);
+    let provider = registry.get("anilist").await.unwrap();
+    let health = |statuses: Vec<ProviderStatus>| (statuses[0].health, statuses[0].detail.clone());
+
+    assert_eq!(health(registry.statuses().await), (Health::Ok, None), "started, nothing failed");
+    for _ in 0..FAILING_AFTER {
+        provider.get(EntityKind::Series, "1").await.unwrap_err();
+    }
+    let (state, detail) = health(registry.statuses().await);
+    assert_eq!(state, Health::Failing);
+    assert_eq!(
+        detail.unwrap(),
+        "its last 3 calls failed: provider `anilist` could not be reached: `POST /` answered 503 \
+         Service Unavailable"
+    );
+
+    *down.lock().unwrap() = false;
+    provider.get(EntityKind::Series, "1").await.unwrap();
+    assert_eq!(health(registry.statuses().await), (Health::Ok, None), "one answer clears it");
+}

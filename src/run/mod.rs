@@ -353,7 +353,7 @@ impl Runner {
     async fn provider_for(&self, spec: &LibraryJob) -> Result<Arc<Provider>, String> {
         let provider = self.registry.get(spec.provider_name()).await.map_err(|e| e.to_string())?;
         let capabilities = provider.capabilities();
-        if let Provider::Plugin(plugin) = provider.as_ref() {
+        if let Some(plugin) = provider.plugin() {
             // Validation and reconcile read it from here, to refuse a scope the plugin lacks.
             let manifest = serde_json::to_value(plugin.manifest()).unwrap_or_default();
             if let Err(e) = self.store.save_manifest(provider.name(), capabilities, &manifest).await
