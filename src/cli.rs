@@ -110,8 +110,8 @@ pub enum Command {
     /// Show what a run of the job would change on a few entries, writing nothing.
     Preview {
         id: String,
-        /// How many planned entries to fetch, from 1 to 1000.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        /// How many planned entries to fetch, from 1 to 100.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
         sample: u16,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,

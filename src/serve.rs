@@ -416,22 +416,38 @@ async fn pass(server: &Server, invalid: &mut BTreeSet<String>) {
         // Another replica pulled first; this one applies once its checkout catches up.
         tracing::warn!(reason = %reason, "reconcile held back: the database has newer jobs");
     } else if let Some(reason) = &plan.refused {
-        tracing::error!(reason = %reason, "reconcile refused: nothing applied");
+        // The server never overrides a guard: an operator applies such a plan by hand.
+        let apply_with = match reason.guard {
+            Guard::MassDelete => "curator reconcile --allow-mass-delete",
+            _ => "curator reconcile --allow-empty",
+        };
+        tracing::error!(reason = %reason, apply_with, "reconcile refused: nothing applied");
     } else if let Some(error) = &plan.directory_error {
         tracing::error!(error = %error, "the jobs directory cannot be read");
     }
     let c = plan.counts();
-    tracing::info!(
-        created = c.create,
-        updated = c.update,
-        deleted = c.delete,
-        unchanged = c.unchanged,
-        kept = c.kept,
-        skipped = c.skipped,
-        applied = plan.applied,
-        scheduled = server.scheduler.len(),
-        "reconciled"
-    );
+    if !plan.applied {
+        // The counts are the plan's, not what happened: say so, so no one reads them as done.
+        tracing::info!(
+            pending_create = c.create,
+            pending_update = c.update,
+            pending_delete = c.delete,
+            scheduled = server.scheduler.len(),
+            "reconcile pass applied nothing"
+        );
+    } else {
+        tracing::info!(
+            created = c.create,
+            updated = c.update,
+            deleted = c.delete,
+            unchanged = c.unchanged,
+            kept = c.kept,
+            skipped = c.skipped,
+            applied = plan.applied,
+            scheduled = server.scheduler.len(),
+            "reconciled"
+        );
+    }
     let now_invalid: BTreeSet<String> = plan
         .report
         .files

@@ -339,13 +339,17 @@ impl Runner {
             ("partial", Some(format!("{} of {attempted} entries failed", totals.failed)))
         };
         let error = store_error.map(|e| e.to_string()).or(error);
-        tracing::info!(
-            status,
-            updated = totals.updated,
-            unchanged = totals.unchanged,
-            failed = totals.failed,
-            "run finished"
-        );
+        let (updated, unchanged, failed) = (totals.updated, totals.unchanged, totals.failed);
+        match (status, &error) {
+            // A failed or partial run is degraded service an operator may want to look at.
+            ("failed" | "partial", Some(reason)) => {
+                tracing::warn!(status, updated, unchanged, failed, reason, "run finished")
+            }
+            (_, Some(reason)) => {
+                tracing::info!(status, updated, unchanged, failed, reason, "run finished")
+            }
+            (_, None) => tracing::info!(status, updated, unchanged, failed, "run finished"),
+        }
         self.store.finish_run(run_id, status, &totals.to_json(), error.as_deref()).await
     }
 

@@ -99,7 +99,11 @@ fn a_provider_that_stays_down_fails_the_run_and_keeps_what_was_written() {
     let refs: Vec<(&str, &str, &str)> =
         series.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
     let sandbox = echo_lab(&refs, "", "maxConcurrency: 1\n");
-    let shown = run_json(&sandbox, "lab");
+    let out = sandbox.run(&["run", "lab", "--wait", "--output", "json"]);
+    let shown: Value = serde_json::from_str(&out.stdout()).unwrap();
+    let logged = out.stderr();
+    let line = logged.lines().find(|l| l.contains("run finished")).unwrap_or_default();
+    assert!(line.contains("WARN") && line.contains("stayed down"), "the log says why: {logged}");
 
     assert_eq!(shown["run"]["status"], "failed", "{shown}");
     let error = shown["run"]["error"].as_str().unwrap();
@@ -249,6 +253,9 @@ fn preview_shows_every_field_and_writes_nothing() {
     assert_eq!(sandbox.run(&["catalog", "export"]).success().stdout(), before, "nothing written");
     let runs = sandbox.json(&["runs", "list", "--output", "json"]);
     assert_eq!(runs, serde_json::json!([]), "a preview records no run");
+    let too_many = sandbox.run(&["preview", "manga/curated-status", "--sample", "101"]);
+    let too_many = too_many.expect_code(2);
+    assert!(too_many.stderr().contains("101 is not in 1..=100"), "{}", too_many.stderr());
     let unknown = sandbox.run(&["preview", "nope"]).expect_code(1);
     assert!(unknown.stderr().contains("`nope`"), "{}", unknown.stderr());
 }

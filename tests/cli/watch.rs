@@ -74,7 +74,10 @@ fn a_deleted_and_recreated_directory_keeps_its_jobs_then_is_watched_again() {
     let sandbox = Sandbox::new();
     let mut server = Server::start(&sandbox);
     std::fs::remove_dir_all(sandbox.path("jobs.d")).unwrap();
-    server.wait_for_log("reconcile refused", Duration::from_secs(5));
+    let refused = server.wait_for_log("reconcile refused", Duration::from_secs(5));
+    assert!(refused.contains("apply_with=\"curator reconcile --allow-empty\""), "{refused}");
+    let pass = server.wait_for_log("reconcile pass applied nothing", Duration::from_secs(5));
+    assert!(pass.contains("pending_delete=3"), "{pass}");
     assert_eq!(job_ids(&sandbox).len(), 3, "a vanished directory prunes nothing");
 
     // The directory comes back (a checkout, a volume remounted), with one job more.
