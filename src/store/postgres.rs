@@ -897,6 +897,17 @@ impl ReconcileTx {
         for chunk in changes.upserts.chunks(BATCH) {
             upsert_jobs(tx, chunk, now).await?;
         }
+        if !changes.upserts.is_empty() {
+            // A job whose file comes back (a revert, a move undone) gets its history back.
+            let ids: Vec<&str> = changes.upserts.iter().map(|j| j.id.as_str()).collect();
+            sqlx::query(
+                "UPDATE runs SET job_deleted_at = NULL
+                 WHERE job_deleted_at IS NOT NULL AND job_id = ANY($1)",
+            )
+            .bind(&ids)
+            .execute(&mut **tx)
+            .await?;
+        }
         for job in changes.refreshes {
             sqlx::query(
                 "UPDATE jobs SET source = $1, source_line = $2, source_commit = $3,

@@ -999,6 +999,17 @@ impl ReconcileTx {
         for chunk in changes.upserts.chunks(BATCH) {
             upsert_jobs(tx, chunk, &now).await?;
         }
+        if !changes.upserts.is_empty() {
+            // A job whose file comes back (a revert, a move undone) gets its history back.
+            let ids: Vec<String> = changes.upserts.iter().map(|j| j.id.clone()).collect();
+            sqlx::query(
+                "UPDATE runs SET job_deleted_at = NULL
+                 WHERE job_deleted_at IS NOT NULL AND job_id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(json_text(&ids))
+            .execute(&mut **tx)
+            .await?;
+        }
         for job in changes.refreshes {
             sqlx::query(
                 "UPDATE jobs SET source = ?, source_line = ?, source_commit = ?, source_dirty = ?

@@ -217,6 +217,11 @@ store_tests! {
         assert!(store.runs(Some("b"), 10).await.unwrap()[0].job_deleted_at.is_some());
         let last = store.last_reconcile().await.unwrap().unwrap();
         assert_eq!(last.summary["pass"], 2);
+
+        // Its file comes back: so does its history.
+        let back = JobChanges { upserts: vec![&b], ..JobChanges::default() };
+        store.begin_reconcile(true).await.unwrap().apply(&back).await.unwrap();
+        assert_eq!(store.runs(Some("b"), 10).await.unwrap()[0].job_deleted_at, None);
     }
 
     async fn rows_written_outside_a_pass_are_listed_until_the_next_pass_commits(db, store) {
