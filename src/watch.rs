@@ -3,7 +3,9 @@
 //! missed or duplicated event costs one pass, never a wrong job.
 //!
 //! The directory is watched, not its files: editors save by writing a temporary file and
-//! renaming it over the old one, and a watch on the old inode would go quiet.
+//! renaming it over the old one, and a watch on the old inode would go quiet. When `jobs.d/` is
+//! in a Git work tree, the repository's reflog folder is watched too: a commit changes no job
+//! file, but it changes the commit each job records.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,15 +18,18 @@ use tokio::sync::mpsc;
 /// long to go live; much lower and an editor's write-rename pair becomes two passes.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// Whether a burst of events calls for a pass over `dir`.
-fn relevant(result: &DebounceEventResult, dir: &Path) -> bool {
+/// Whether a burst of events calls for a pass over `dir` (or, when given, after a change to
+/// the repository's reflog: a commit, a checkout, a pull).
+fn relevant(result: &DebounceEventResult, dir: &Path, reflog: Option<&Path>) -> bool {
     match result {
         // Opening and reading files are events too, and the reconciler reads every file:
         // counting them would make each pass trigger the next.
         Ok(events) => events.iter().any(|e| {
             e.need_rescan()
                 || (!matches!(e.kind, notify::EventKind::Access(_))
-                    && e.paths.iter().any(|p| p.starts_with(dir)))
+                    && e.paths
+                        .iter()
+                        .any(|p| p.starts_with(dir) || reflog.is_some_and(|r| p.starts_with(r))))
         }),
         // An error (an overflowed queue, say) may have lost events: rescan.
         Err(_) => true,
@@ -43,14 +48,22 @@ pub fn watch(dir: &Path, signal: mpsc::Sender<()>) -> notify::Result<Watch> {
     // Events carry absolute paths; compare against the absolute directory.
     let dir = &std::path::absolute(dir)?;
     let dir_for_events: PathBuf = dir.clone();
+    let reflog = reflog_dir(dir);
+    let reflog_for_events = reflog.clone();
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
-        if relevant(&result, &dir_for_events) {
+        if relevant(&result, &dir_for_events, reflog_for_events.as_deref()) {
             // A full channel already holds a pending signal, which is all that is needed.
             let _ = signal.try_send(());
         }
     })?;
     if let Some(parent) = dir.parent().filter(|p| p.is_dir()) {
         debouncer.watch(parent, RecursiveMode::NonRecursive)?;
+    }
+    if let Some(reflog) = &reflog
+        && let Err(e) = debouncer.watch(reflog, RecursiveMode::NonRecursive)
+    {
+        // Commits then show at the next pass that something else triggers.
+        tracing::debug!(dir = %reflog.display(), error = %e, "cannot watch the Git reflog");
     }
     match debouncer.watch(dir, RecursiveMode::Recursive) {
         Ok(()) => {}
@@ -62,11 +75,33 @@ pub fn watch(dir: &Path, signal: mpsc::Sender<()>) -> notify::Result<Watch> {
     Ok(Watch { _debouncer: debouncer })
 }
 
+/// The `logs` folder of the Git repository holding `dir`, where `HEAD`'s reflog grows with each
+/// commit, checkout or pull; `None` outside a work tree, without Git, or without reflogs.
+fn reflog_dir(dir: &Path) -> Option<PathBuf> {
+    let start = if dir.is_dir() { dir } else { dir.parent()? };
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(start)
+        .args(["rev-parse", "--absolute-git-dir"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let git_dir = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
+    Some(git_dir.join("logs")).filter(|logs| logs.is_dir())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use notify::event::{AccessKind, CreateKind, Event, EventKind, Flag};
     use notify_debouncer_full::DebouncedEvent;
+
+    fn relevant_here(result: &DebounceEventResult, dir: &Path) -> bool {
+        relevant(result, dir, Some(Path::new("/srv/.git/logs")))
+    }
 
     fn burst(kind: EventKind, path: &str) -> DebounceEventResult {
         let event = Event::new(kind).add_path(PathBuf::from(path));
@@ -76,9 +111,19 @@ mod tests {
     #[test]
     fn changes_inside_the_directory_count_and_reads_do_not() {
         let dir = Path::new("/srv/jobs.d");
-        assert!(relevant(&burst(EventKind::Create(CreateKind::File), "/srv/jobs.d/a.yaml"), dir));
-        assert!(!relevant(&burst(EventKind::Access(AccessKind::Read), "/srv/jobs.d/a.yaml"), dir));
-        assert!(!relevant(&burst(EventKind::Create(CreateKind::File), "/srv/data/c.db"), dir));
+        assert!(relevant_here(
+            &burst(EventKind::Create(CreateKind::File), "/srv/jobs.d/a.yaml"),
+            dir
+        ));
+        assert!(!relevant_here(
+            &burst(EventKind::Access(AccessKind::Read), "/srv/jobs.d/a.yaml"),
+            dir
+        ));
+        assert!(!relevant_here(&burst(EventKind::Create(CreateKind::File), "/srv/data/c.db"), dir));
+        let commit =
+            burst(EventKind::Modify(notify::event::ModifyKind::Any), "/srv/.git/logs/HEAD");
+        assert!(relevant_here(&commit, dir), "a commit changes what jobs record");
+        assert!(!relevant(&commit, dir, None), "outside a work tree nothing is watched there");
     }
 
     #[test]
@@ -87,8 +132,8 @@ mod tests {
         let overflow = Event::new(EventKind::Other).set_flag(Flag::Rescan);
         let result: DebounceEventResult =
             Ok(vec![DebouncedEvent::new(overflow, std::time::Instant::now())]);
-        assert!(relevant(&result, dir), "an overflow names no path but must rescan");
+        assert!(relevant_here(&result, dir), "an overflow names no path but must rescan");
         let failed: DebounceEventResult = Err(vec![notify::Error::generic("queue overflow")]);
-        assert!(relevant(&failed, dir));
+        assert!(relevant_here(&failed, dir));
     }
 }

@@ -112,3 +112,30 @@ fn a_burst_of_a_thousand_files_is_coalesced_into_few_passes() {
     let bound = took.as_millis() as usize / 200 + 4;
     assert!(passes <= bound.min(100), "1,000 files written in {took:?} took {passes} passes");
 }
+
+#[test]
+fn a_commit_reaches_the_jobs_it_touches_without_a_file_change() {
+    let sandbox = Sandbox::new();
+    sandbox.git(&["init", "-q"]);
+    sandbox.git(&["add", "jobs.d"]);
+    sandbox.git(&["commit", "-qm", "the example jobs"]);
+    let mut server = Server::start(&sandbox);
+    sandbox.write("jobs.d/fresh.yaml", JOB);
+    let git = |sandbox: &Sandbox| {
+        let shown = sandbox.run(&["jobs", "show", "fresh", "--output", "json"]);
+        let shown: serde_json::Value = serde_json::from_str(&shown.stdout()).unwrap_or_default();
+        shown["job"]["git"].clone()
+    };
+    eventually(Duration::from_secs(5), "the new job, not committed yet", || {
+        git(&sandbox) == serde_json::json!({"commit": null, "dirty": true})
+    });
+    let passes = server.passes();
+
+    sandbox.git(&["add", "jobs.d/fresh.yaml"]);
+    sandbox.git(&["commit", "-qm", "a fresh job"]);
+    let commit = sandbox.git(&["rev-parse", "HEAD"]);
+    eventually(Duration::from_secs(5), "the commit on the job", || {
+        git(&sandbox) == serde_json::json!({"commit": commit, "dirty": false})
+    });
+    assert!(server.passes() > passes, "a pass ran for the commit alone");
+}
