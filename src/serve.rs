@@ -104,6 +104,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     let registry = Arc::new(Registry::new(&config.providers));
+    // A provider that cannot start is reported now, not at the first run that needs it.
+    for problem in crate::config::check::check(&config).await {
+        tracing::warn!(location = %problem.location, problem = %problem.message, "config problem");
+    }
     let notifier = Notifier::start(config.webhooks.clone());
     let runner = Runner::new(store.clone(), registry.clone(), notifier.clone(), config.retention);
     let scheduler = Scheduler::new(Arc::new(SystemClock));

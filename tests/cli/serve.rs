@@ -413,3 +413,16 @@ fn a_server_runs_at_most_its_workers_queued_runs_at_once() {
         "the second run waited for the worker: {runs}"
     );
 }
+
+#[test]
+fn serve_warns_at_start_of_a_provider_that_cannot_start() {
+    let sandbox = Sandbox::new().prepared();
+    sandbox.append_config(
+        "  - name: broken\n    kind: plugin\n    command: ./nope\n    permissions: [\"metadata:write:*\"]\n",
+    );
+    let mut server = Server::start(&sandbox);
+    let line = server.wait_for_log("config problem", Duration::from_secs(5));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("the command `./nope` does not exist"), "{line}");
+    assert!(line.contains("location=curator.yaml:"), "{line}");
+}
