@@ -492,7 +492,7 @@ fn run_history_last_run_and_enable_state_survive_an_update() {
 }
 
 #[test]
-fn deleting_a_job_keeps_its_runs_marked_as_belonging_to_a_deleted_job() {
+fn deleting_a_job_marks_its_runs_until_its_file_comes_back() {
     let sandbox = Sandbox::new().prepared();
     sandbox.run(&["run", "manga/curated-status", "--wait"]).success();
     std::fs::remove_file(sandbox.path(STATUS)).unwrap();
@@ -514,11 +514,13 @@ fn deleting_a_job_keeps_its_runs_marked_as_belonging_to_a_deleted_job() {
         shown.stderr()
     );
 
-    // A job recreated under the same ID starts a new history; the old runs stay marked.
+    // Its file comes back (a revert): the job is back, and so is its history.
     sandbox.write(STATUS, JOB);
     sandbox.run(&["reconcile"]).success();
     let runs = sandbox.json(&["runs", "list", "--job", "manga/curated-status", "--output", "json"]);
-    assert!(runs[0]["jobDeletedAt"].is_string());
+    assert_eq!(runs[0]["jobDeletedAt"], Value::Null, "{runs}");
+    let listed = sandbox.run(&["runs", "list"]).success().stdout();
+    assert!(listed.contains("#1 manga/curated-status manual"), "{listed}");
 }
 
 #[test]
