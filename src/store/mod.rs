@@ -115,10 +115,12 @@ impl Store {
         for path in paths {
             let catalog = CatalogFile::read(path)?;
             let counts = self.import_catalog(&catalog, ImportMode::Seed).await.map_err(|e| {
-                crate::config::ConfigError {
-                    location: path.display().to_string(),
-                    message: e.to_string(),
-                }
+                let mut error = crate::config::ConfigError {
+                    file: path.display().to_string(),
+                    problems: Vec::new(),
+                };
+                error.push(None, e.to_string());
+                error
             })?;
             done.push((path.clone(), counts));
         }
