@@ -106,7 +106,8 @@ impl Store {
     }
 
     /// Seeds the catalog from files: adds what the database lacks and overwrites nothing, so
-    /// every start (and every `curator reconcile`) can do it safely.
+    /// every start (and every `curator reconcile`) can do it safely. The counts are of what was
+    /// added.
     pub async fn seed_catalogs(
         &self,
         paths: &[PathBuf],
@@ -627,7 +628,7 @@ pub enum ImportMode {
     Seed,
 }
 
-/// Counts of what an import touched.
+/// Counts of what an import touched: for a seed, of what it added.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ImportCounts {
     pub libraries: usize,
