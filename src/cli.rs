@@ -68,6 +68,7 @@ pub enum Command {
         /// Skip the checks that need a config (provider, library).
         #[arg(long)]
         no_config: bool,
+        /// How to print the report: text for people, json for tools, github for annotations.
         #[arg(long, value_enum, default_value = "text")]
         output: validate::Output,
     },
@@ -78,6 +79,7 @@ pub enum Command {
         /// Show the plan without applying it; exit 3 when it has changes.
         #[arg(long)]
         dry_run: bool,
+        /// How to print the answer: text for people, json for tools.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
         /// Let an empty or missing jobs directory delete every job.
@@ -104,6 +106,7 @@ pub enum Command {
         /// Run it in this process and wait for the end, instead of queueing it for the server.
         #[arg(long)]
         wait: bool,
+        /// How to print the answer: text for people, json for tools.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -113,6 +116,7 @@ pub enum Command {
         /// How many planned entries to fetch, from 1 to 100.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
         sample: u16,
+        /// How to print the answer: text for people, json for tools.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -174,6 +178,7 @@ pub enum Command {
         /// How many fire times, from 1 to 1000.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
         count: u16,
+        /// How to print the answer: text for people, json for tools.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -183,12 +188,14 @@ pub enum Command {
 pub enum JobsCommand {
     /// Every job with its schedule, next fire time and last run.
     List {
+        /// How to print the answer: text for people, json for tools.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
     /// One job with its spec, source and recent runs.
     Show {
         id: String,
+        /// How to print the answer: text for people, json for tools.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -202,12 +209,14 @@ pub enum RunsCommand {
         job: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        /// How to print the answer: text for people, json for tools.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
     /// One run with its per-entry outcomes.
     Show {
         run: i64,
+        /// How to print the answer: text for people, json for tools.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -234,6 +243,7 @@ pub enum ConfigCommand {
     Check,
     /// Print the settings in effect after the file and `CURATOR_*` variables, secrets masked.
     Show {
+        /// How to print the answer: text for people, json for tools.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -264,7 +274,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Init { dir } => crate::init::init(&dir),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "curator", &mut std::io::stdout());
+            // Written whole, so a closed stdout is an error to handle rather than a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "curator", &mut script);
+            std::io::stdout().write_all(&script)?;
             Ok(Exit::Ok)
         }
         Command::Man { dir } => man_cmd(dir.as_deref()),
@@ -559,6 +572,7 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
         Err(StoreError::NotFound { .. }) if runs.iter().any(|r| r.job_deleted_at.is_some()) => {
             bail!("job `{id}` was deleted; its runs are kept: `curator runs list --job {id}`")
         }
+        Err(StoreError::NotFound { .. }) => return Err(missing_job(&store, id).await),
         Err(e) => return Err(e.into()),
     };
     let timing = timing_of(&job, config);
@@ -642,18 +656,20 @@ fn git_line(git: Option<&GitState>) -> String {
 
 async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyhow::Result<Exit> {
     let store = Store::open(&config.database).await?.with_run_lease(config.run_lease);
-    let job = store.job(id).await?;
+    let job = known_job(&store, id).await?;
     if !wait {
         let run_id =
             store.create_run(&job.id, Trigger::Manual.as_str(), "queued", None, None).await?;
-        println!(
-            "queued run {run_id} of `{id}`: a running `curator serve` starts it within seconds"
-        );
         // The server holds the database's lock; if this process can take it, none is running.
         if let Ok(Some(_free)) = crate::serve::lock_database(&config.database) {
+            println!("queued run {run_id} of `{id}`");
             eprintln!(
-                "warning: no `curator serve` is running for this database: start one, or run \
-                 the job here with `curator run {id} --wait`"
+                "warning: no `curator serve` is running for this database: start one to run it, \
+                 or run the job here with `curator run {id} --wait`"
+            );
+        } else {
+            println!(
+                "queued run {run_id} of `{id}`: a running `curator serve` starts it within seconds"
             );
         }
         return Ok(Exit::Ok);
@@ -672,6 +688,24 @@ async fn run_cmd(config: &Config, id: &str, wait: bool, output: Output) -> anyho
         "succeeded" => Exit::Ok,
         _ => Exit::Invalid,
     })
+}
+
+/// The job `id`; when there is none, the error names the closest job ID there is.
+async fn known_job(store: &Store, id: &str) -> anyhow::Result<JobRow> {
+    match store.job(id).await {
+        Err(StoreError::NotFound { .. }) => Err(missing_job(store, id).await),
+        other => Ok(other?),
+    }
+}
+
+/// "job `exampel` does not exist; did you mean `example`?"
+async fn missing_job(store: &Store, id: &str) -> anyhow::Error {
+    let jobs = match store.jobs().await {
+        Ok(jobs) => jobs,
+        Err(e) => return e.into(),
+    };
+    let hint = validate::suggest(id, jobs.iter().map(|j| j.id.as_str()));
+    anyhow::anyhow!("job `{id}` does not exist{hint}")
 }
 
 /// Ctrl-C while `run --wait` runs: the first cancels the run (the calls in flight finish and
@@ -702,6 +736,10 @@ async fn runs_list(
 ) -> anyhow::Result<Exit> {
     let store = Store::open(&config.database).await?;
     let runs = store.runs(job, limit).await?;
+    // A job without runs must exist; a deleted job's runs are still listed.
+    if let Some(job) = job.filter(|_| runs.is_empty()) {
+        known_job(&store, job).await?;
+    }
     if output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
     } else {
@@ -748,7 +786,7 @@ async fn preview_cmd(
     output: Output,
 ) -> anyhow::Result<Exit> {
     let store = Store::open(&config.database).await?;
-    let job = store.job(id).await?;
+    let job = known_job(&store, id).await?;
     let registry = Arc::new(Registry::new(&config.providers));
     let notifier = crate::webhook::Notifier::start(Vec::new());
     let runner = Runner::new(store, registry.clone(), notifier, config.retention);
@@ -807,7 +845,14 @@ async fn show_run(store: &Store, run: &RunRow, output: Output) -> anyhow::Result
 }
 
 async fn catalog_import(config: &Config, file: &std::path::Path) -> anyhow::Result<Exit> {
-    let catalog = CatalogFile::read(file)?;
+    let catalog = match CatalogFile::read(file) {
+        Ok(catalog) => catalog,
+        Err(e) => {
+            eprint!("{}", e.lines());
+            println!("{}", e.summary());
+            return Ok(Exit::Invalid);
+        }
+    };
     let store = Store::open(&config.database).await?;
     let counts = store.import_catalog(&catalog, ImportMode::Upsert).await?;
     println!(
@@ -890,8 +935,9 @@ async fn config_check(
     let config = match Config::load(path, overrides) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("{}: error: {}", e.location, e.message);
-            return Ok(Exit::Invalid);
+            eprint!("{}", e.lines());
+            println!("{}, 0 warning(s)", e.summary());
+            return Ok(Exit::Usage);
         }
     };
     let problems = crate::config::check::check(&config).await;
@@ -977,6 +1023,15 @@ async fn healthcheck_cmd(
         Some(url) => url.to_string(),
         None => format!("http://{}/healthz", local_address(&config.listen)),
     };
+    let parsed = reqwest::Url::parse(&url);
+    if !parsed.as_ref().is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+        let why = parsed.err().map(|e| format!(" ({e})")).unwrap_or_default();
+        eprintln!(
+            "error: `{url}` is not an http:// or https:// URL{why}; for example \
+             `--url http://127.0.0.1:8080/healthz`"
+        );
+        return Ok(Exit::Usage);
+    }
     let client = reqwest::Client::builder().timeout(timeout).build()?;
     match client.get(&url).send().await {
         Ok(response) if response.status().is_success() => {

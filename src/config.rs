@@ -202,24 +202,64 @@ struct ConfigFile {
     log_format: Option<LogFormat>,
     log_level: Option<String>,
     run_lease: Option<String>,
-    workers: Option<usize>,
+    workers: Option<u32>,
 }
 
-/// A config that cannot be used; the message names the file, position and value.
+/// A config (or catalog) file that cannot be used: every problem found in it, in line order.
 #[derive(Debug, thiserror::Error)]
-#[error("{location}: {message}")]
 pub struct ConfigError {
+    /// The file, or `environment` when the culprit is a variable.
+    pub file: String,
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// One problem of a file: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// `file:line:column`, or the file alone when no line applies.
     pub location: String,
     pub message: String,
+    /// Where in the file, for line order; `None` sorts first.
+    pos: Option<yaml::Pos>,
 }
 
 impl ConfigError {
     fn at(file: &Path, pos: Option<yaml::Pos>, message: impl Into<String>) -> Self {
+        let mut error = ConfigError { file: file.display().to_string(), problems: Vec::new() };
+        error.push(pos, message);
+        error
+    }
+
+    /// Adds a problem at `pos` of the file.
+    pub fn push(&mut self, pos: Option<yaml::Pos>, message: impl Into<String>) {
         let location = match pos {
-            Some(p) => format!("{}:{}:{}", file.display(), p.line, p.column),
-            None => file.display().to_string(),
+            Some(p) => format!("{}:{}:{}", self.file, p.line, p.column),
+            None => self.file.clone(),
         };
-        ConfigError { location, message: message.into() }
+        self.problems.push(ConfigProblem { location, message: message.into(), pos });
+    }
+
+    /// The problems, one `file:line:col: error: message` line each, in line order.
+    pub fn lines(&self) -> String {
+        let mut problems = self.problems.clone();
+        problems.sort_by_key(|p| p.pos);
+        problems.iter().map(|p| format!("{}: error: {}\n", p.location, p.message)).collect()
+    }
+
+    /// `curator.yaml: 3 error(s)`.
+    pub fn summary(&self) -> String {
+        format!("{}: {} error(s)", self.file, self.problems.len())
+    }
+
+    /// `Ok(value)` when no problem was found.
+    fn or_ok<T>(self, value: T) -> Result<T, ConfigError> {
+        if self.problems.is_empty() { Ok(value) } else { Err(self) }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.lines(), self.summary())
     }
 }
 
@@ -259,18 +299,23 @@ impl Config {
             Some(p) => Some(p.to_path_buf()),
             None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.is_file()),
         };
-        let (file, spans, base) = match &path {
+        let (file, spans, base, mut errors) = match &path {
             Some(p) => {
-                let (file, spans) = read_file(p)?;
-                (file, spans, p.parent().map(Path::to_path_buf).unwrap_or_default())
+                let (file, spans, errors) = read_file(p)?;
+                (file, spans, p.parent().map(Path::to_path_buf).unwrap_or_default(), errors)
             }
-            None => (ConfigFile::default(), yaml::Spans::default(), PathBuf::new()),
+            None => (
+                ConfigFile::default(),
+                yaml::Spans::default(),
+                PathBuf::new(),
+                ConfigError { file: "environment".into(), problems: Vec::new() },
+            ),
         };
-        let origin = path.clone().unwrap_or_else(|| PathBuf::from("environment"));
         // A setting's position in the file, when it came from the file.
         let at = |pointer: &str| path.as_ref().map(|_| spans.value(pointer));
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
 
+        // Each check below adds its problem and goes on, so one pass reports them all.
         let database = match overrides.database.clone() {
             Some(url) => resolve_sqlite(&url, Path::new("")),
             None => resolve_sqlite(
@@ -280,23 +325,23 @@ impl Config {
         };
         if let Err(e) = crate::store::Backend::of(&database) {
             let pos = if overrides.database.is_some() { None } else { at("/database") };
-            return Err(ConfigError::at(&origin, pos, e.to_string()));
+            errors.push(pos, e.to_string());
         }
         let run_lease = match &file.run_lease {
             None => crate::store::DEFAULT_RUN_LEASE,
             Some(text) => humantime::parse_duration(text)
                 .ok()
                 .filter(|lease| *lease >= std::time::Duration::from_secs(1))
-                .ok_or_else(|| {
-                    ConfigError::at(
-                        &origin,
+                .unwrap_or_else(|| {
+                    errors.push(
                         at("/runLease"),
                         format!(
                             "`runLease`: `{text}` is not a duration of a second or more \
                              (for example `30s`)"
                         ),
-                    )
-                })?,
+                    );
+                    crate::store::DEFAULT_RUN_LEASE
+                }),
         };
         let jobs_dir = match &overrides.jobs_dir {
             Some(dir) => dir.clone(),
@@ -304,51 +349,58 @@ impl Config {
         };
         let zone_name = overrides.timezone.clone().or(file.timezone);
         let timezone = match zone_name {
-            Some(name) => chrono_tz::Tz::from_str(&name).map_err(|_| {
-                let pos = if overrides.timezone.is_some() { None } else { at("/timezone") };
-                ConfigError::at(&origin, pos, format!("`{name}` is not an IANA time zone"))
-            })?,
+            Some(name) => chrono_tz::Tz::from_str(&name).unwrap_or_else(|_| {
+                let (pos, key) = if overrides.timezone.is_some() {
+                    (None, "CURATOR_TIMEZONE")
+                } else {
+                    (at("/timezone"), "timezone")
+                };
+                let hint = match crate::schedule::zones::classify(&name) {
+                    crate::schedule::zones::ZoneName::Unknown { reason, suggestion } => {
+                        crate::schedule::zones::unknown_hint(&reason, suggestion.as_deref())
+                    }
+                    _ => String::new(),
+                };
+                errors.push(pos, format!("`{key}`: `{name}` is not an IANA time zone{hint}"));
+                chrono_tz::UTC
+            }),
             None => local_zone(),
         };
         let mut providers = file.providers;
         for (i, provider) in providers.iter_mut().enumerate() {
             provider.path = provider.path.as_deref().map(resolve);
-            check_provider(provider).map_err(|(key, message)| {
-                ConfigError::at(&origin, at(&format!("/providers/{i}{key}")), message)
-            })?;
+            if let Err((key, message)) = check_provider(provider) {
+                errors.push(at(&format!("/providers/{i}{key}")), message);
+            }
         }
         for (i, hook) in file.webhooks.iter().enumerate() {
             if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
                 let url = redact_url(&hook.url);
-                return Err(ConfigError::at(
-                    &origin,
+                errors.push(
                     at(&format!("/webhooks/{i}/url")),
                     format!("webhook URL `{url}` must start with http:// or https://"),
-                ));
+                );
             }
         }
         if let Some(level) = &file.log_level
             && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
         {
-            let message = format!("`logLevel`: `{level}` is not a log filter: {e}");
-            return Err(ConfigError::at(&origin, at("/logLevel"), message));
+            errors.push(at("/logLevel"), format!("`logLevel`: `{level}` is not a log filter: {e}"));
         }
         if file.workers == Some(0) {
-            return Err(ConfigError::at(&origin, at("/workers"), "`workers` must be at least 1"));
+            errors.push(at("/workers"), "`workers` must be at least 1");
         }
         if file.retention.max_runs == 0 {
-            let pos = at("/retention/maxRuns");
-            return Err(ConfigError::at(&origin, pos, "`retention.maxRuns` must be at least 1"));
+            errors.push(at("/retention/maxRuns"), "`retention.maxRuns` must be at least 1");
         }
         if let Some(dup) = first_duplicate(providers.iter().map(|p| p.name.as_str())) {
             let i = providers.iter().rposition(|p| p.name == dup).unwrap_or_default();
-            return Err(ConfigError::at(
-                &origin,
+            errors.push(
                 at(&format!("/providers/{i}/name")),
                 format!("provider `{dup}` is declared twice"),
-            ));
+            );
         }
-        Ok(Config {
+        errors.or_ok(Config {
             source: path,
             database,
             jobs_dir,
@@ -361,7 +413,7 @@ impl Config {
             retention: file.retention,
             webhooks: file.webhooks,
             run_lease,
-            workers: file.workers.unwrap_or(4),
+            workers: file.workers.map_or(4, |n| n as usize),
             log_format: file.log_format,
             log_level: file.log_level,
         })
@@ -388,35 +440,162 @@ impl Config {
     }
 }
 
-fn read_file(path: &Path) -> Result<(ConfigFile, yaml::Spans), ConfigError> {
+/// Reads and deserialises the file; the problems of its structure come back beside what could
+/// be read, so the checks after it can add theirs.
+fn read_file(path: &Path) -> Result<(ConfigFile, yaml::Spans, ConfigError), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::at(path, None, format!("cannot read the config: {e}")))?;
     let docs = yaml::parse(&text)
         .map_err(|e| ConfigError::at(path, Some(e.pos), format!("invalid YAML: {}", e.message)))?;
+    let mut errors = ConfigError { file: path.display().to_string(), problems: Vec::new() };
     let Some(doc) = docs.into_iter().next() else {
-        return Ok((ConfigFile::default(), yaml::Spans::default()));
+        return Ok((ConfigFile::default(), yaml::Spans::default(), errors));
     };
-    Ok((deserialize_at(path, &doc)?, doc.spans))
+    let file = deserialize_each(&doc, &mut errors).unwrap_or_default();
+    Ok((file, doc.spans, errors))
 }
 
-/// Deserialises a YAML document, reporting a mismatch at the position of the offending value.
+/// Deserialises a YAML document, reporting every mismatch at the position of its value.
 pub fn deserialize_at<T: serde::de::DeserializeOwned>(
     path: &Path,
     doc: &yaml::Document,
 ) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(&doc.value).map_err(|e| {
-        let pointer = path_to_pointer(e.path());
-        // An unknown key is pointed at where the key is written, everything else at the value.
-        let pos = if e.inner().to_string().starts_with("unknown field") {
-            doc.spans.key(&pointer)
-        } else {
-            doc.spans.value(&pointer)
+    let mut errors = ConfigError { file: path.display().to_string(), problems: Vec::new() };
+    match deserialize_each(doc, &mut errors) {
+        Some(value) => errors.or_ok(value),
+        None => Err(errors),
+    }
+}
+
+/// Deserialises `doc`, adding a problem for each mismatch: after each one the offending value is
+/// left out and the rest is read again, so one pass finds them all. What is left, when it reads,
+/// comes back for the checks of meaning.
+fn deserialize_each<T: serde::de::DeserializeOwned>(
+    doc: &yaml::Document,
+    errors: &mut ConfigError,
+) -> Option<T> {
+    let mut value = doc.value.clone();
+    // Original pointers of the values left out, to map later positions back to the file.
+    let mut removed: Vec<String> = Vec::new();
+    // Each round removes one value, so the rounds end; the bound only guards against a loop.
+    for _ in 0..1000 {
+        let e = match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(read) => return Some(read),
+            Err(e) => e,
         };
-        let at = yaml::pointer_to_path(&pointer);
-        let message =
-            if at.is_empty() { e.inner().to_string() } else { format!("`{at}`: {}", e.inner()) };
-        ConfigError::at(path, Some(pos), message)
-    })
+        let current = path_to_pointer(e.path());
+        let pointer = original_pointer(&doc.value, &removed, &current);
+        let inner = e.inner().to_string();
+        // A required key whose bad value was left out is not missing: leave out its owner.
+        let follows_removal = inner.starts_with("missing field")
+            && removed.iter().any(|r| r.starts_with(&format!("{pointer}/")));
+        if !follows_removal {
+            let (pos, message) = mismatch_message(doc, &pointer, &inner);
+            errors.push(Some(pos), message);
+        }
+        if current.is_empty() || !remove(&mut value, &current) {
+            return None;
+        }
+        removed.push(pointer);
+    }
+    None
+}
+
+/// Removes the value at `pointer`; false when there is none.
+fn remove(value: &mut Value, pointer: &str) -> bool {
+    let Some((parent, last)) = pointer.rsplit_once('/') else { return false };
+    let last = last.replace("~1", "/").replace("~0", "~");
+    match value.pointer_mut(parent) {
+        Some(Value::Object(map)) => map.remove(&last).is_some(),
+        Some(Value::Array(items)) => match last.parse::<usize>() {
+            Ok(i) if i < items.len() => {
+                items.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// The pointer in the file of `current`, a pointer into the document after the values in
+/// `removed` were left out: an index in an array counts the items left out before it.
+fn original_pointer(original: &Value, removed: &[String], current: &str) -> String {
+    let mut out = String::new();
+    let mut node = Some(original);
+    for segment in current.split('/').skip(1) {
+        let index = match (node, segment.parse::<usize>()) {
+            (Some(Value::Array(items)), Ok(wanted)) => (0..items.len())
+                .filter(|i| !removed.contains(&format!("{out}/{i}")))
+                .nth(wanted)
+                .map(|i| i.to_string()),
+            _ => None,
+        };
+        let segment = index.unwrap_or_else(|| segment.to_string());
+        out.push('/');
+        out.push_str(&segment);
+        node = node.and_then(|n| n.pointer(&format!("/{segment}")));
+    }
+    out
+}
+
+/// Where and how to report serde's `inner` message about the value at `pointer`, in curator's
+/// words: the key's path, the value as written, what was expected, and a suggestion.
+fn mismatch_message(doc: &yaml::Document, pointer: &str, inner: &str) -> (yaml::Pos, String) {
+    let at = yaml::pointer_to_path(pointer);
+    let at = if at.is_empty() { String::new() } else { format!("`{at}`: ") };
+    let written = || {
+        doc.spans.written(pointer).map(str::to_string).unwrap_or_else(|| {
+            match doc.value.pointer(pointer) {
+                Some(Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            }
+        })
+    };
+    // serde lists what it expected as backticked words after "expected".
+    let expected = |text: &str| -> Vec<String> {
+        let list = text.split_once(", expected ").map_or("", |(_, l)| l);
+        list.split('`').skip(1).step_by(2).map(str::to_string).collect()
+    };
+    if let Some(rest) = inner.strip_prefix("unknown field `") {
+        let key = rest.split('`').next().unwrap_or_default();
+        let known = expected(inner);
+        let hint = crate::validate::suggest(key, known.iter().map(String::as_str));
+        let tail = if !hint.is_empty() || known.is_empty() {
+            hint
+        } else {
+            let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+            format!(": expected one of {}", list.join(", "))
+        };
+        let path = yaml::pointer_to_path(pointer);
+        let path = if path.is_empty() { key.to_string() } else { path };
+        return (doc.spans.key(pointer), format!("unknown key `{path}`{tail}"));
+    }
+    let pos = doc.spans.value(pointer);
+    if let Some(rest) = inner.strip_prefix("unknown variant `") {
+        let word = rest.split('`').next().unwrap_or_default();
+        let known = expected(inner);
+        let hint = crate::validate::suggest(word, known.iter().map(String::as_str));
+        let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+        return (pos, format!("{at}`{word}` is not one of {}{hint}", list.join(", ")));
+    }
+    let whole = |min: u64, max: u64| {
+        format!("{at}`{}` is not a whole number from {min} to {max}", written())
+    };
+    // Settings counted from 1; every other count may be 0.
+    let min = u64::from(matches!(pointer, "/workers" | "/retention/maxRuns"));
+    if inner.ends_with("expected u32") {
+        return (pos, whole(min, u64::from(u32::MAX)));
+    }
+    if inner.ends_with("expected u64") || inner.ends_with("expected usize") {
+        return (pos, whole(min, u64::MAX));
+    }
+    if inner.starts_with("invalid type") {
+        let expected = inner.rsplit_once(", expected ").map_or("", |(_, e)| e);
+        return (pos, format!("{at}`{}` is not {expected}", written()));
+    }
+    (pos, format!("{at}{inner}"))
 }
 
 fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
@@ -530,6 +709,7 @@ mod tests {
     #[test]
     fn an_unknown_database_scheme_is_refused_naming_both_backends_without_the_password() {
         let error = load("database: mysql://app:hunter2@db/curator\n").err().unwrap();
+        let error = &error.problems[0];
         assert!(error.location.ends_with("curator.yaml:1:11"), "{}", error.location);
         assert_eq!(
             error.message,
@@ -560,7 +740,7 @@ mod tests {
         let cases = [
             ("runLease: soon\n", "curator.yaml:1:11", "`runLease`: `soon` is not a duration"),
             ("workers: 0\n", "curator.yaml:1:10", "`workers` must be at least 1"),
-            ("listn: x\n", "curator.yaml:1:1", "unknown field `listn`"),
+            ("listn: x\n", "curator.yaml:1:1", "unknown key `listn`; did you mean `listen`?"),
             ("timezone: Mars/Base\n", "curator.yaml:1:11", "`Mars/Base` is not an IANA time zone"),
             ("providers:\n  - name: a\n    kind: directory\n", "curator.yaml:2:5", "has no `path`"),
             (
@@ -574,12 +754,13 @@ mod tests {
         ];
         for (text, location, message) in cases {
             let err = load(text).unwrap_err();
+            let err = &err.problems[0];
             assert!(
                 err.location.ends_with(location)
                     || location.ends_with(':') && err.location.contains(location),
-                "{text:?}: {err}"
+                "{text:?}: {err:?}"
             );
-            assert!(err.message.contains(message), "{text:?}: {err}");
+            assert!(err.message.contains(message), "{text:?}: {err:?}");
         }
     }
 
@@ -589,7 +770,40 @@ mod tests {
         let path = dir.path().join("curator.yaml");
         std::fs::write(&path, "jobsDir: jobs.d\nproviders:\n  - name: x\n    kind: ftp\n").unwrap();
         let err = Config::load(Some(&path), &Overrides::default()).unwrap_err();
-        assert!(err.location.ends_with("curator.yaml:4:11"), "{err}");
-        assert!(err.message.contains("providers[0].kind"), "{err}");
+        assert!(err.problems[0].location.ends_with("curator.yaml:4:11"), "{err}");
+        assert!(err.problems[0].message.contains("providers[0].kind"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_of_a_config_is_reported_in_line_order_with_a_suggestion() {
+        let text = "\
+workers: many
+listn: 127.0.0.1:8080
+runLease: forever
+timezone: Europe/Pariss
+retention:
+  maxRuns: -1
+providers:
+  - name: shelf
+    kind: directry
+    path: .
+  - name: hub
+    kind: anilist
+    timeoutSeconds: soon
+";
+        let err = load(text).unwrap_err();
+        let shown = err.to_string().replace(&err.file, "curator.yaml");
+        assert_eq!(
+            shown,
+            "\
+curator.yaml:1:10: error: `workers`: `many` is not a whole number from 1 to 4294967295
+curator.yaml:2:1: error: unknown key `listn`; did you mean `listen`?
+curator.yaml:3:11: error: `runLease`: `forever` is not a duration of a second or more (for example `30s`)
+curator.yaml:4:11: error: `timezone`: `Europe/Pariss` is not an IANA time zone; did you mean `Europe/Paris`?
+curator.yaml:6:12: error: `retention.maxRuns`: `-1` is not a whole number from 1 to 4294967295
+curator.yaml:9:11: error: `providers[0].kind`: `directry` is not one of `plugin`, `anilist`, `openlibrary`, `directory`; did you mean `directory`?
+curator.yaml:13:21: error: `providers[1].timeoutSeconds`: `soon` is not a whole number from 0 to 18446744073709551615
+curator.yaml: 7 error(s)"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The `curator` binary: parse arguments, set up logging, dispatch, map the result to an exit
 //! code. Everything else lives in the library.
 
+use std::io::ErrorKind;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     // The file's log settings count from the first line on; a broken file gives none here and
     // is reported by the command itself.
@@ -44,9 +46,44 @@ async fn main() -> ExitCode {
 
     match curator::cli::dispatch(cli).await {
         Ok(exit) => ExitCode::from(exit as u8),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(Exit::Invalid as u8)
-        }
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<curator::config::ConfigError>() {
+            // A config that cannot be read is the caller's to fix, like a bad argument.
+            Some(config) => {
+                eprint!("{}", config.lines());
+                eprintln!("error: {}", config.summary());
+                ExitCode::from(Exit::Usage as u8)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(Exit::Invalid as u8)
+            }
+        },
     }
+}
+
+/// A reader that stops early (`curator man | head -1`) closes our stdout: that is the end the
+/// reader asked for, not a failure, so it exits 0 without a word.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
+    })
+}
+
+/// `print!` panics when stdout is a closed pipe; the same early end as [`is_broken_pipe`], so
+/// that panic exits 0 quietly and every other panic keeps its report.
+fn quiet_on_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        report(info);
+    }));
 }

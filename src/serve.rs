@@ -100,7 +100,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let store = Store::open(&config.database).await?.with_run_lease(config.run_lease);
     for (path, counts) in store.seed_catalogs(&config.catalog).await? {
-        tracing::info!(file = %path.display(), libraries = counts.libraries, series = counts.series, books = counts.books, "catalog seeded");
+        // Every start seeds; only a seed that added something is news.
+        if counts == crate::store::ImportCounts::default() {
+            tracing::debug!(file = %path.display(), "catalog seeded, nothing added");
+        } else {
+            tracing::info!(file = %path.display(), libraries = counts.libraries, series = counts.series, books = counts.books, "catalog seeded");
+        }
     }
 
     let registry = Arc::new(Registry::new(&config.providers));

@@ -5,8 +5,9 @@
 # series of its own library from a directory provider (every field written, nothing skipped).
 # Each server takes at most `workers: 4` queued runs at a time, so replicas share the queue.
 # The figure counts from the first run's claim to the last run's end, as the database
-# recorded them: the up to two seconds before a server's next look at the queue are left out. PostgreSQL is the server in CURATOR_BENCH_POSTGRES
-# (default postgres://postgres@127.0.0.1/postgres); each measurement gets a fresh database.
+# recorded them: the up to two seconds before a server's next look at the queue are left out.
+# PostgreSQL is the server in CURATOR_BENCH_POSTGRES (default
+# postgres://postgres@127.0.0.1/postgres); each measurement gets a fresh database.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
@@ -69,10 +70,12 @@ sql() {
 measure() {
   local url="$1" replicas="$2" i
   export CURATOR_DATABASE_URL="$url"
-  (cd "$work" && "$CURATOR" catalog import catalog.json >/dev/null && "$CURATOR" reconcile >/dev/null)
+  (cd "$work" && "$CURATOR" catalog import catalog.json >/dev/null)
+  (cd "$work" && "$CURATOR" reconcile >/dev/null)
   pids=()
   for ((i = 0; i < replicas; i++)); do
-    (cd "$work" && NO_COLOR=1 CURATOR_LISTEN=127.0.0.1:0 exec "$CURATOR" serve 2>"$work/serve-$i.log") &
+    (cd "$work" && NO_COLOR=1 CURATOR_LISTEN=127.0.0.1:0 \
+      exec "$CURATOR" serve 2>"$work/serve-$i.log") &
     pids+=("$!")
   done
   for ((i = 0; i < replicas; i++)); do
@@ -92,7 +95,8 @@ measure() {
   esac
   sql "$url" "INSERT INTO runs (job_id, trigger, status, queued_at)
               SELECT id, 'manual', 'queued', $now FROM jobs" >/dev/null
-  until [[ "$(sql "$url" "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')")" == 0 ]]; do
+  local waiting="SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')"
+  until [[ "$(sql "$url" "$waiting")" == 0 ]]; do
     sleep 0.1
   done
   for pid in "${pids[@]}"; do kill -TERM "$pid"; done
@@ -116,7 +120,11 @@ declare -A pg_rate
 for replicas in 1 2 3; do
   name="curator_bench_replicas_$$_$replicas"
   psql -qAt -d "$admin" -c "CREATE DATABASE $name" >/dev/null
-  url="$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$admin" "$name")"
+  # The admin URL with the new database's name as its path.
+  url="$(python3 -c '
+import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[1])
+print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$admin" "$name")"
   bench_log "replicas: PostgreSQL, $replicas replica(s)"
   status=0
   pg_rate[$replicas]="$(measure "$url" "$replicas")" || status=$?

@@ -69,75 +69,78 @@ impl CatalogFile {
     /// Reads a catalog file (YAML, of which JSON is a subset) and checks its field names,
     /// values and IDs; an error names the file, line and value.
     pub fn read(path: &Path) -> Result<CatalogFile, ConfigError> {
-        let fail = |pos: Option<yaml::Pos>, message: String| {
-            let location = match pos {
-                Some(p) => format!("{}:{}:{}", path.display(), p.line, p.column),
-                None => path.display().to_string(),
-            };
-            ConfigError { location, message }
+        let mut errors = ConfigError { file: path.display().to_string(), problems: Vec::new() };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(None, format!("cannot read the catalog: {e}"));
+                return Err(errors);
+            }
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| fail(None, format!("cannot read the catalog: {e}")))?;
-        let docs = yaml::parse(&text).map_err(|e| fail(Some(e.pos), e.message))?;
+        let docs = match yaml::parse(&text) {
+            Ok(docs) => docs,
+            Err(e) => {
+                errors.push(Some(e.pos), e.message);
+                return Err(errors);
+            }
+        };
         let Some(doc) = docs.first() else {
             return Ok(CatalogFile::default());
         };
         let catalog: CatalogFile = deserialize_at(path, doc)?;
-        if let Err((pointer, message)) = catalog.check() {
-            return Err(fail(Some(doc.spans.value(&pointer)), message));
+        let mut problems = Vec::new();
+        catalog.check(&mut problems);
+        for (pointer, message) in problems {
+            errors.push(Some(doc.spans.value(&pointer)), message);
         }
-        Ok(catalog)
+        if errors.problems.is_empty() { Ok(catalog) } else { Err(errors) }
     }
 
     /// Checks IDs for uniqueness, field and lock names against the vocabulary, and values
-    /// against their fields' shapes. The error carries the JSON pointer of the culprit.
-    fn check(&self) -> Result<(), (String, String)> {
+    /// against their fields' shapes. Each problem comes with the JSON pointer of its culprit.
+    fn check(&self, problems: &mut Vec<(String, String)>) {
         let mut library_ids = std::collections::HashSet::new();
         for (l, library) in self.libraries.iter().enumerate() {
             let at = format!("/libraries/{l}");
-            check_id("library", &library.id, &format!("{at}/id"))?;
+            check_id("library", &library.id, &format!("{at}/id"), problems);
             if !library_ids.insert(&library.id) {
-                return Err((
-                    format!("{at}/id"),
-                    format!("library `{}` appears twice", library.id),
-                ));
+                problems
+                    .push((format!("{at}/id"), format!("library `{}` appears twice", library.id)));
             }
             let mut series_ids = std::collections::HashSet::new();
             for (s, series) in library.series.iter().enumerate() {
                 let at = format!("{at}/series/{s}");
-                check_id("series", &series.id, &format!("{at}/id"))?;
+                check_id("series", &series.id, &format!("{at}/id"), problems);
                 if !series_ids.insert(&series.id) {
                     let message =
                         format!("series `{}` appears twice in library `{}`", series.id, library.id);
-                    return Err((format!("{at}/id"), message));
+                    problems.push((format!("{at}/id"), message));
                 }
-                check_entry(EntityKind::Series, &at, &series.metadata, &series.locks)?;
+                check_entry(EntityKind::Series, &at, &series.metadata, &series.locks, problems);
                 let mut book_ids = std::collections::HashSet::new();
                 for (b, book) in series.books.iter().enumerate() {
                     let at = format!("{at}/books/{b}");
-                    check_id("book", &book.id, &format!("{at}/id"))?;
+                    check_id("book", &book.id, &format!("{at}/id"), problems);
                     if !book_ids.insert(&book.id) {
                         let message =
                             format!("book `{}` appears twice in series `{}`", book.id, series.id);
-                        return Err((format!("{at}/id"), message));
+                        problems.push((format!("{at}/id"), message));
                     }
-                    check_entry(EntityKind::Book, &at, &book.metadata, &book.locks)?;
+                    check_entry(EntityKind::Book, &at, &book.metadata, &book.locks, problems);
                 }
             }
         }
-        Ok(())
     }
 }
 
 /// IDs are keys in URLs, run records (`series/book`) and file names: non-empty, no `/`, no
 /// surrounding spaces.
-fn check_id(what: &str, id: &str, pointer: &str) -> Result<(), (String, String)> {
+fn check_id(what: &str, id: &str, pointer: &str, problems: &mut Vec<(String, String)>) {
     if id.is_empty() || id.contains('/') || id.trim() != id {
         let message =
             format!("{what} ID `{id}` must be non-empty, without `/` or surrounding spaces");
-        return Err((pointer.to_string(), message));
+        problems.push((pointer.to_string(), message));
     }
-    Ok(())
 }
 
 fn check_entry(
@@ -145,26 +148,27 @@ fn check_entry(
     at: &str,
     metadata: &Map<String, Value>,
     locks: &[String],
-) -> Result<(), (String, String)> {
+    problems: &mut Vec<(String, String)>,
+) {
     let known: Vec<&str> = fields::fields(kind).iter().map(|f| f.name).collect();
     for (name, value) in metadata {
         let pointer = format!("{at}/metadata/{}", yaml::escape_pointer(name));
         let Some(field) = fields::find(kind, name) else {
             let hint = crate::validate::suggest(name, known.iter().copied());
-            return Err((pointer, format!("`{name}` is not a {} field{hint}", kind.as_str())));
+            problems.push((pointer, format!("`{name}` is not a {} field{hint}", kind.as_str())));
+            continue;
         };
         if let Err(expected) = fields::check_shape(field, value) {
-            return Err((pointer, format!("`{name}`: `{value}` does not fit: {expected}")));
+            problems.push((pointer, format!("`{name}`: `{value}` does not fit: {expected}")));
         }
     }
     for (i, lock) in locks.iter().enumerate() {
         if fields::find(kind, lock).is_none() {
             let hint = crate::validate::suggest(lock, known.iter().copied());
             let message = format!("lock `{lock}` is not a {} field{hint}", kind.as_str());
-            return Err((format!("{at}/locks/{i}"), message));
+            problems.push((format!("{at}/locks/{i}"), message));
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -185,7 +189,28 @@ mod tests {
         let path = dir.path().join("c.yaml");
         std::fs::write(&path, "libraries:\n  - id: m\n    name: M\n    series:\n      - id: a\n        metadata: { titel: A }\n").unwrap();
         let err = CatalogFile::read(&path).unwrap_err();
-        assert!(err.location.ends_with("c.yaml:6:28"), "{err}");
-        assert!(err.message.contains("did you mean `title`?"), "{err}");
+        assert!(err.problems[0].location.ends_with("c.yaml:6:28"), "{err}");
+        assert!(err.problems[0].message.contains("did you mean `title`?"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_line_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "libraries:\n  - id: m\n    name: M\n    series:\n      - id: a\n        metadata:\n          titel: A\n          status: completed\n        locks: [ratng]\n      - id: a\n",
+        )
+        .unwrap();
+        let err = CatalogFile::read(&path).unwrap_err();
+        let shown = err.lines().replace(&format!("{}", path.display()), "c.yaml");
+        assert_eq!(
+            shown,
+            "c.yaml:7:18: error: `titel` is not a series field; did you mean `title`?\n\
+             c.yaml:8:19: error: `status`: `\"completed\"` does not fit: expected one of \
+             `ongoing`, `ended`, `hiatus`, `abandoned`, `unknown`\n\
+             c.yaml:9:17: error: lock `ratng` is not a series field; did you mean `rating`?\n\
+             c.yaml:10:13: error: series `a` appears twice in library `m`\n"
+        );
     }
 }

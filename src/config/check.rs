@@ -55,7 +55,10 @@ pub async fn check(config: &Config) -> Vec<Problem> {
     }
     for (i, file) in config.catalog.iter().enumerate() {
         if let Err(e) = CatalogFile::read(file) {
-            error(at(&format!("/catalog/{i}"), None), format!("catalog: {e}"));
+            for problem in &e.problems {
+                let message = format!("catalog: {}: {}", problem.location, problem.message);
+                error(at(&format!("/catalog/{i}"), None), message);
+            }
         }
     }
     for (i, provider) in config.providers.iter().enumerate().filter(|(_, p)| p.enabled) {

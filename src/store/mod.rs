@@ -106,7 +106,8 @@ impl Store {
     }
 
     /// Seeds the catalog from files: adds what the database lacks and overwrites nothing, so
-    /// every start (and every `curator reconcile`) can do it safely.
+    /// every start (and every `curator reconcile`) can do it safely. The counts are of what was
+    /// added.
     pub async fn seed_catalogs(
         &self,
         paths: &[PathBuf],
@@ -115,10 +116,12 @@ impl Store {
         for path in paths {
             let catalog = CatalogFile::read(path)?;
             let counts = self.import_catalog(&catalog, ImportMode::Seed).await.map_err(|e| {
-                crate::config::ConfigError {
-                    location: path.display().to_string(),
-                    message: e.to_string(),
-                }
+                let mut error = crate::config::ConfigError {
+                    file: path.display().to_string(),
+                    problems: Vec::new(),
+                };
+                error.push(None, e.to_string());
+                error
             })?;
             done.push((path.clone(), counts));
         }
@@ -625,7 +628,7 @@ pub enum ImportMode {
     Seed,
 }
 
-/// Counts of what an import touched.
+/// Counts of what an import touched: for a seed, of what it added.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ImportCounts {
     pub libraries: usize,

@@ -92,6 +92,8 @@ impl PgStore {
         let seed = mode == ImportMode::Seed;
         let mut tx = self.pool.begin().await?;
         let mut counts = ImportCounts::default();
+        // A seed counts what it added: the rows after it, less the rows before.
+        let before = if seed { Some(catalog_rows(&mut tx).await?) } else { None };
         // On conflict a seed "updates" the key to itself, so RETURNING still gives the row ID.
         let (library_sql, series_sql, book_sql) = if seed {
             (
@@ -144,6 +146,14 @@ impl PgStore {
                     counts.books += 1;
                 }
             }
+        }
+        if let Some(before) = before {
+            let after = catalog_rows(&mut tx).await?;
+            counts = ImportCounts {
+                libraries: after.libraries - before.libraries,
+                series: after.series - before.series,
+                books: after.books - before.books,
+            };
         }
         tx.commit().await?;
         Ok(counts)
@@ -1177,6 +1187,18 @@ async fn interrupt(tx: &mut Tx, ids: &[i64], reason: &str) -> Result<Vec<Reaped>
         reaped.push(Reaped { run_id: *id, job_id, owner: row.get("owner"), continuation });
     }
     Ok(reaped)
+}
+
+/// How many libraries, series and books the catalog holds, as `tx` sees it.
+async fn catalog_rows(tx: &mut Tx) -> Result<ImportCounts, StoreError> {
+    let mut counts = [0usize; 3];
+    for (count, table) in counts.iter_mut().zip(["libraries", "series", "books"]) {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut **tx).await?;
+        *count = n as usize;
+    }
+    let [libraries, series, books] = counts;
+    Ok(ImportCounts { libraries, series, books })
 }
 
 /// Sets each provider's ID; a changed ID resets the sync time, since the old one described

@@ -99,6 +99,8 @@ impl SqliteStore {
         let seed = mode == ImportMode::Seed;
         let mut tx = self.write().await?;
         let mut counts = ImportCounts::default();
+        // A seed counts what it added: the rows after it, less the rows before.
+        let before = if seed { Some(catalog_rows(&mut tx).await?) } else { None };
         for library in &catalog.libraries {
             let sql = if seed {
                 "INSERT INTO libraries (id, name) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
@@ -154,6 +156,14 @@ impl SqliteStore {
                     counts.books += 1;
                 }
             }
+        }
+        if let Some(before) = before {
+            let after = catalog_rows(&mut tx).await?;
+            counts = ImportCounts {
+                libraries: after.libraries - before.libraries,
+                series: after.series - before.series,
+                books: after.books - before.books,
+            };
         }
         tx.commit().await?;
         Ok(counts)
@@ -1284,6 +1294,18 @@ async fn upsert_entity(
         .fetch_one(&mut **tx)
         .await?;
     Ok(id)
+}
+
+/// How many libraries, series and books the catalog holds, as `tx` sees it.
+async fn catalog_rows(tx: &mut Tx) -> Result<ImportCounts, StoreError> {
+    let mut counts = [0usize; 3];
+    for (count, table) in counts.iter_mut().zip(["libraries", "series", "books"]) {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut **tx).await?;
+        *count = n as usize;
+    }
+    let [libraries, series, books] = counts;
+    Ok(ImportCounts { libraries, series, books })
 }
 
 /// Sets each provider's ID; a changed ID resets the sync time, since the old one described

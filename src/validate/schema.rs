@@ -108,7 +108,9 @@ fn describe(error: &ValidationError, doc: &Document) -> Vec<(u8, Finding)> {
             error_at(3, "value", format!("`{path}`: {shown} is longer than {limit} characters"))
         }
         Kind::Pattern { pattern } => {
-            error_at(3, "value", bad_pattern(&path, instance, &shown, pattern))
+            // An unreadable jitter has its own code, whichever check finds it.
+            let code = if path == "schedule.jitter" { "jitter" } else { "value" };
+            error_at(3, code, bad_pattern(&path, instance, &shown, pattern))
         }
         _ => error_at(4, "value", format!("`{path}`: {shown}: {}", strip_value(error))),
     }

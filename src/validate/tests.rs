@@ -638,6 +638,18 @@ fn report_of(text: &str) -> Report {
 }
 
 #[test]
+fn an_unreadable_jitter_has_the_jitter_code_as_documented() {
+    for jitter in ["2 hours", "10 minutes"] {
+        let report = check(&with(
+            "  cron: \"0 4 * * *\"",
+            &format!("  cron: \"0 4 * * *\"\n  jitter: {jitter}"),
+        ));
+        let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["jitter"], "`{jitter}`: {:#?}", lines(&report));
+    }
+}
+
+#[test]
 fn json_output_has_the_documented_shape() {
     let report = report_of(&with("scope: series_only", "scope: series"));
     let json: Value = serde_json::from_str(&render(&report, Output::Json)).unwrap();

@@ -758,7 +758,7 @@ async fn delete_job(State(state): State<AppState>, Path(id): Path<String>) -> Ap
 async fn managed_in_git(state: &AppState, id: &str, verb: &str) -> ApiError {
     let source_file = match state.store.job(id).await {
         Ok(job) => job.source_file,
-        Err(crate::store::StoreError::NotFound { .. }) => format!("{id}.yaml"),
+        Err(crate::store::StoreError::NotFound { .. }) => return unknown_job_write(state, id),
         Err(e) => return e.into(),
     };
     let (file, repository_path) = job_file(state, &source_file);
@@ -769,6 +769,22 @@ async fn managed_in_git(state: &AppState, id: &str, verb: &str) -> ApiError {
              cannot change jobs"
         ),
         file,
+        repository_path,
+    }
+}
+
+/// The 409 for a write to a job that does not exist: no file to name, so it says where jobs
+/// come from.
+fn unknown_job_write(state: &AppState, id: &str) -> ApiError {
+    let dir = state.config.jobs_dir.display().to_string();
+    let repository_path = state.jobs_dir_in_repo.as_deref().map(slashed);
+    let shown = repository_path.clone().unwrap_or_else(|| dir.clone());
+    ApiError::ManagedInGit {
+        message: format!(
+            "job `{id}` does not exist: jobs are created by adding a YAML file under `{shown}` \
+             and committing it; the API cannot create or change jobs"
+        ),
+        file: dir,
         repository_path,
     }
 }

@@ -69,6 +69,7 @@ async fn api_error_shape(
     next: axum::middleware::Next,
 ) -> Response {
     let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or_default().to_string();
     let method = request.method().clone();
     let response = next.run(request).await;
     let status = response.status();
@@ -76,6 +77,16 @@ async fn api_error_shape(
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    // A page whose query or path did not parse gets an HTML page like any other page error.
+    if !path.starts_with("/api/") && is_text && status == StatusCode::BAD_REQUEST {
+        let text = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+        let message = rejection_message(&String::from_utf8_lossy(&text), &path, &query);
+        return ui::error_page(status, message);
+    }
     if !path.starts_with("/api/")
         || is_json
         || !(status.is_client_error() || status.is_server_error())
@@ -86,13 +97,11 @@ async fn api_error_shape(
     let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
     let (code, message) = match status {
-        StatusCode::NOT_FOUND => {
-            ("no-route", format!("no route `{path}`: the routes are in /api/v1/openapi.json"))
-        }
+        StatusCode::NOT_FOUND => ("no-route", no_route_message(&path)),
         StatusCode::METHOD_NOT_ALLOWED => {
             ("method-not-allowed", format!("`{method}` is not allowed on `{path}`"))
         }
-        _ if status.is_client_error() => ("bad-request", lower_first(text.trim())),
+        _ if status.is_client_error() => ("bad-request", rejection_message(&text, &path, &query)),
         _ => ("internal", "the server failed to answer; its log has the details".into()),
     };
     let body = ErrorBody {
@@ -107,6 +116,54 @@ async fn api_error_shape(
         response.headers_mut().insert(header::ALLOW, allow.clone());
     }
     response
+}
+
+/// Why no route took `path`; under `/api/v1/jobs/`, most likely a job ID with its `/` unencoded.
+fn no_route_message(path: &str) -> String {
+    let routes = "the routes are in /api/v1/openapi.json";
+    let Some(rest) = path.strip_prefix("/api/v1/jobs/").filter(|r| r.contains('/')) else {
+        return format!("no route `{path}`: {routes}");
+    };
+    // `manga/curated-status/runs` keeps its last segment when it names a route of a job.
+    let (id, tail) = match rest.rsplit_once('/') {
+        Some((id, last @ ("runs" | "run" | "preview"))) if id.contains('/') => {
+            (id, format!("/{last}"))
+        }
+        _ => (rest, String::new()),
+    };
+    let encoded = format!("/api/v1/jobs/{}{tail}", id.replace('/', "%2F"));
+    format!("no route `{path}`: a job ID's `/` is written `%2F` (`{encoded}`)")
+}
+
+/// The reason a query or path that did not parse was refused, in words instead of the parser's:
+/// "`sample` must be a whole number, not `abc`", "`abc` is not a run number".
+fn rejection_message(text: &str, path: &str, query: &str) -> String {
+    let text = text.trim();
+    if let Some(rest) = text.strip_prefix("Failed to deserialize query string: ")
+        && let Some((field, reason)) = rest.split_once(": ")
+    {
+        let value = query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == field)
+            .map(|(_, value)| value.replace('+', " "))
+            .unwrap_or_default();
+        return if reason.contains("digit") || reason.contains("number") {
+            format!("`{field}` must be a whole number, not `{value}`")
+        } else {
+            format!("`{field}`: `{value}` is not a valid value")
+        };
+    }
+    if let Some(rest) = text.strip_prefix("Invalid URL: Cannot parse `")
+        && let Some((value, _)) = rest.split_once('`')
+    {
+        return if path.contains("/runs/") {
+            format!("`{value}` is not a run number")
+        } else {
+            format!("`{value}` is not a whole number")
+        };
+    }
+    lower_first(text)
 }
 
 fn lower_first(text: &str) -> String {

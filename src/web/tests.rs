@@ -685,3 +685,82 @@ async fn a_token_a_cookie_cannot_hold_is_refused_by_the_token_form_with_the_reas
     let api = world.send(Method::GET, "/api/v1/jobs", Some("s3 cret")).await;
     assert_eq!(api.status, StatusCode::OK, "the API takes it as a bearer token");
 }
+
+#[tokio::test]
+async fn a_write_to_a_job_that_does_not_exist_says_so_and_where_jobs_come_from() {
+    let world = world().await;
+    let answer = world.send(Method::PUT, "/api/v1/jobs/nope", None).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&answer), "managed-in-git");
+    let message = answer.body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "job `nope` does not exist: jobs are created by adding a YAML file under `"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("nope.yaml"), "no file that does not exist: {message}");
+    assert!(answer.body["file"].as_str().unwrap().ends_with("jobs.d"), "{}", answer.body);
+}
+
+#[tokio::test]
+async fn a_job_id_with_an_unencoded_slash_is_answered_with_its_encoded_form() {
+    let world = world().await;
+    let answer = world.get("/api/v1/jobs/manga/curated-status").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&answer), "no-route");
+    assert_eq!(
+        answer.body["message"],
+        "no route `/api/v1/jobs/manga/curated-status`: a job ID's `/` is written `%2F` \
+         (`/api/v1/jobs/manga%2Fcurated-status`)"
+    );
+    let runs = world.get("/api/v1/jobs/manga/curated-status/runs").await;
+    assert!(
+        runs.body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("(`/api/v1/jobs/manga%2Fcurated-status/runs`)"),
+        "{}",
+        runs.body
+    );
+}
+
+#[tokio::test]
+async fn a_query_or_path_that_does_not_parse_is_refused_in_words() {
+    let world = world().await;
+    let sample = world
+        .send(Method::POST, "/api/v1/jobs/manga%2Fcurated-status/preview?sample=abc", None)
+        .await;
+    assert_eq!(sample.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&sample), "bad-request");
+    assert_eq!(sample.body["message"], "`sample` must be a whole number, not `abc`");
+
+    let run = world.get("/api/v1/runs/abc").await;
+    assert_eq!(error_code(&run), "bad-request");
+    assert_eq!(run.body["message"], "`abc` is not a run number");
+
+    let page = world.get("/runs/abc").await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert_eq!(page.headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    let html = page.body.as_str().unwrap();
+    assert!(html.contains("<p>`abc` is not a run number</p>"), "{html}");
+}
+
+#[tokio::test]
+async fn the_run_page_sets_backticked_parts_of_a_reason_as_code() {
+    let world = world().await;
+    let job = world.state.store.job("manga/curated-status").await.unwrap();
+    world.state.runner.run(&job, crate::run::Trigger::Manual, None).await.unwrap();
+    let page = world.get("/runs/1").await.body;
+    let page = page.as_str().unwrap();
+    assert!(page.contains("no ID: the entry has no <code>curated</code> external ID"), "{page}");
+    assert!(!page.contains("`curated`"), "no backtick is left on the page");
+}
+
+#[test]
+fn markup_in_a_reason_stays_text_around_its_code_spans() {
+    assert_eq!(
+        crate::web::ui::code_spans("<b>bold</b> `<script>` & `open"),
+        "&#60;b&#62;bold&#60;/b&#62; <code>&#60;script&#62;</code> &#38; `open"
+    );
+}

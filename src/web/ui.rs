@@ -16,6 +16,45 @@ use serde_json::Value;
 use super::api::{self, JobFilter, JobSummary, RunSummary};
 use super::{ApiError, AppState, TOKEN_COOKIE};
 
+/// The templates' own filters.
+mod filters {
+    /// A reason as HTML: escaped first, then each backticked part (`` `curated` ``) set as code,
+    /// so markup in a reason stays text.
+    #[askama::filter_fn]
+    pub fn code_spans<T: std::fmt::Display>(
+        text: T,
+        _: &dyn askama::Values,
+    ) -> askama::Result<String> {
+        Ok(super::code_spans(&text.to_string()))
+    }
+}
+
+/// `text` escaped for HTML, with each pair of backticks around a part turned into `<code>`; a
+/// lone backtick stays as written.
+pub(crate) fn code_spans(text: &str) -> String {
+    let escaped = askama::filters::escape(text, askama::filters::Html)
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let parts: Vec<&str> = escaped.split('`').collect();
+    let mut out = String::with_capacity(escaped.len());
+    for (i, part) in parts.iter().enumerate() {
+        let closed = i + 1 < parts.len();
+        match (i % 2, closed) {
+            (1, true) => {
+                out.push_str("<code>");
+                out.push_str(part);
+                out.push_str("</code>");
+            }
+            (1, false) => {
+                out.push('`');
+                out.push_str(part);
+            }
+            _ => out.push_str(part),
+        }
+    }
+    out
+}
+
 /// The pages, as the OpenAPI document lists them (`/jobs/{id}` is served as `/jobs/{*id}`: a
 /// job ID keeps its `/`).
 #[derive(utoipa::OpenApi)]
@@ -104,6 +143,12 @@ impl IntoResponse for PageError {
         let html = ErrorTemplate { status: body.status, message: body.message };
         (status, html).into_response()
     }
+}
+
+/// The HTML answer of a page request that failed before any handler ran (a query or path that
+/// did not parse).
+pub(crate) fn error_page(status: StatusCode, message: String) -> Response {
+    (status, ErrorTemplate { status: status.as_u16(), message }).into_response()
 }
 
 #[derive(Template, WebTemplate)]

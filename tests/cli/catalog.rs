@@ -24,7 +24,7 @@ fn a_bad_catalog_names_file_line_and_value_and_writes_nothing() {
     sandbox.write("bad.yaml", "libraries:\n  - id: manga\n    name: Manga\n    series:\n      - id: x\n        metadata: { status: completed }\n");
     let run = sandbox.run(&["catalog", "import", "bad.yaml"]).expect_code(1);
     assert!(
-        run.stderr().contains("bad.yaml:6:29: `status`: `\"completed\"` does not fit"),
+        run.stderr().contains("bad.yaml:6:29: error: `status`: `\"completed\"` does not fit"),
         "{}",
         run.stderr()
     );

@@ -184,12 +184,12 @@ fn config_check_passes_the_repository_config() {
 fn config_check_names_an_unknown_key_at_its_line() {
     let sandbox = Sandbox::empty();
     sandbox.write("curator.yaml", "listen: 127.0.0.1:8080\nprovders: []\n");
-    let run = sandbox.run(&["config", "check"]).expect_code(1);
-    assert!(
-        run.stderr().starts_with("curator.yaml:2:1: error: `provders`: unknown field `provders`"),
-        "{}",
-        run.stderr()
+    let run = sandbox.run(&["config", "check"]).expect_code(2);
+    assert_eq!(
+        run.stderr(),
+        "curator.yaml:2:1: error: unknown key `provders`; did you mean `providers`?\n"
     );
+    assert_eq!(run.stdout(), "curator.yaml: 1 error(s), 0 warning(s)\n");
 }
 
 #[test]
@@ -320,7 +320,7 @@ fn every_config_setting_is_documented_where_init_writes_it() {
     let sandbox = Sandbox::empty();
     let known = |yaml: &str| -> Vec<String> {
         sandbox.write("curator.yaml", yaml);
-        let err = sandbox.run(&["config", "check"]).expect_code(1).stderr();
+        let err = sandbox.run(&["config", "check"]).expect_code(2).stderr();
         let list = err.split("expected ").nth(1).unwrap_or_else(|| panic!("{err}"));
         let list = list.trim_start_matches("one of ").replace(" or ", ", ");
         list.split(", ").map(|k| k.trim().trim_matches('`').to_string()).collect()
@@ -510,7 +510,7 @@ fn log_format_and_level_come_from_the_config_file_and_lose_to_the_environment() 
     assert!(!stderr.starts_with('{'), "--log-format wins over the file's format: {stderr}");
 
     sandbox.append_config("logLevel: \"curator=loud\"\n");
-    let bad = sandbox.run(&["config", "check"]).expect_code(1);
+    let bad = sandbox.run(&["config", "check"]).expect_code(2);
     assert!(bad.stderr().contains("`logLevel`"), "{}", bad.stderr());
 }
 
@@ -533,6 +533,86 @@ fn healthcheck_asks_a_running_server_and_fails_when_none_answers() {
     drop(server);
     let down = sandbox.run(&["healthcheck", "--url", &url, "--timeout", "2s"]).expect_code(1);
     assert!(down.stderr().contains(&format!("error: `{url}` did not answer")), "{}", down.stderr());
+}
+
+#[test]
+fn healthcheck_refuses_a_url_that_is_not_one_as_a_usage_error() {
+    let sandbox = Sandbox::empty();
+    let run = sandbox.run(&["healthcheck", "--url", "notaurl"]).expect_code(2);
+    assert_eq!(
+        run.stderr(),
+        "error: `notaurl` is not an http:// or https:// URL (relative URL without a base); for \
+         example `--url http://127.0.0.1:8080/healthz`\n"
+    );
+    let ftp = sandbox.run(&["healthcheck", "--url", "ftp://127.0.0.1/healthz"]).expect_code(2);
+    assert!(ftp.stderr().starts_with("error: `ftp://127.0.0.1/healthz` is not an http://"));
+}
+
+// ----- exit codes and output -----
+
+#[test]
+fn a_config_that_cannot_be_read_is_a_usage_error_for_every_command() {
+    let sandbox = Sandbox::empty();
+    sandbox.write("curator.yaml", "workers: 0\n");
+    for args in [
+        &["config", "check"][..],
+        &["config", "show"],
+        &["jobs", "list"],
+        &["runs", "list"],
+        &["reconcile"],
+        &["run", "example"],
+    ] {
+        let run = sandbox.run(args).expect_code(2);
+        assert!(run.stderr().contains("curator.yaml:1:10: error: "), "{args:?}: {}", run.stderr());
+    }
+    let missing = sandbox.run(&["--config", "nowhere.yaml", "jobs", "list"]).expect_code(2);
+    assert!(
+        missing.stderr().starts_with("nowhere.yaml: error: cannot read the config"),
+        "{}",
+        missing.stderr()
+    );
+}
+
+#[test]
+fn a_reader_that_closes_the_pipe_early_ends_the_command_quietly() {
+    let sandbox = Sandbox::new().prepared();
+    for args in [&["man"][..], &["schema"], &["jobs", "list"], &["completions", "bash"]] {
+        let mut child = sandbox
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before curator writes a byte.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+}
+
+#[test]
+fn every_output_flag_says_what_it_does() {
+    let sandbox = Sandbox::empty();
+    for command in [
+        "validate",
+        "reconcile",
+        "run",
+        "preview",
+        "schedule",
+        "jobs list",
+        "jobs show",
+        "runs list",
+        "runs show",
+        "config show",
+    ] {
+        let mut args: Vec<&str> = command.split(' ').collect();
+        args.push("--help");
+        let help = sandbox.run(&args).success().stdout();
+        let flag = &help[help.find("--output").unwrap()..];
+        let described: String = flag.lines().take(2).collect();
+        assert!(described.contains("How to print"), "`{command} --help`: {described}");
+    }
 }
 
 // ----- database lifecycle -----
@@ -879,6 +959,33 @@ fn readme_block(readme: &str, marker: &str) -> String {
     let body = fence + readme[fence..].find('\n').unwrap() + 1;
     let end = body + readme[body..].find("```").unwrap();
     readme[body..end].to_string()
+}
+
+#[test]
+fn the_readme_explains_every_run_total_and_every_provider_error_kind() {
+    let readme = std::fs::read_to_string(Path::new(REPO).join("README.md")).unwrap();
+    let sandbox = Sandbox::new().prepared();
+    let run = sandbox.json(&["run", "manga/curated-status", "--wait", "--output", "json"]);
+    let totals = run["run"]["totals"].as_object().unwrap();
+    assert!(totals.len() >= 12, "{totals:?}");
+    for total in totals.keys() {
+        assert!(
+            readme.contains(&format!("| `{total}` |")),
+            "the README does not explain `{total}`"
+        );
+    }
+
+    // The kinds are the words `ProviderError::kind` returns.
+    let source = std::fs::read_to_string(Path::new(REPO).join("src/provider/mod.rs")).unwrap();
+    let body =
+        source.split("pub fn kind(&self)").nth(1).unwrap().split("\n    }\n").next().unwrap();
+    let kinds: Vec<&str> =
+        body.lines().filter_map(|l| l.split("=> \"").nth(1)?.split('"').next()).collect();
+    assert!(kinds.len() >= 8, "{kinds:?}");
+    let metrics = readme.lines().find(|l| l.contains("curator_provider_errors_total")).unwrap();
+    for kind in kinds {
+        assert!(metrics.contains(&format!("`{kind}`")), "the README's metrics miss `{kind}`");
+    }
 }
 
 #[test]

@@ -88,6 +88,59 @@ fn an_unknown_job_or_run_is_one_clear_sentence() {
 }
 
 #[test]
+fn a_mistyped_job_id_is_answered_with_the_closest_job() {
+    let sandbox = Sandbox::new().prepared();
+    for args in [
+        &["run", "manga/curated-statuss"][..],
+        &["run", "manga/curated-statuss", "--wait"],
+        &["preview", "manga/curated-statuss"],
+        &["jobs", "show", "manga/curated-statuss"],
+        &["runs", "list", "--job", "manga/curated-statuss"],
+    ] {
+        let run = sandbox.run(args).expect_code(1);
+        assert_eq!(
+            run.stderr(),
+            "error: job `manga/curated-statuss` does not exist; did you mean \
+             `manga/curated-status`?\n",
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn runs_of_a_job_that_never_existed_are_an_error_and_a_deleted_jobs_runs_are_listed() {
+    let sandbox = Sandbox::new().prepared();
+    let nope = sandbox.run(&["runs", "list", "--job", "nope"]).expect_code(1);
+    assert_eq!(nope.stderr(), "error: job `nope` does not exist\n");
+    assert_eq!(nope.stdout(), "");
+
+    let none = sandbox.run(&["runs", "list", "--job", "manga/curated-status"]).success();
+    assert_eq!(none.stdout(), "no runs\n", "a job without runs has none to list");
+
+    sandbox.run(&["run", "manga/curated-status", "--wait"]).success();
+    std::fs::remove_file(sandbox.path("jobs.d/manga/curated-status.yaml")).unwrap();
+    sandbox.run(&["reconcile"]).success();
+    let kept = sandbox.run(&["runs", "list", "--job", "manga/curated-status"]).success();
+    assert!(
+        kept.stdout().starts_with("#1 manga/curated-status [job deleted] "),
+        "{}",
+        kept.stdout()
+    );
+}
+
+#[test]
+fn a_run_queued_with_no_server_does_not_promise_one() {
+    let sandbox = Sandbox::new().prepared();
+    let queued = sandbox.run(&["run", "manga/curated-status"]).success();
+    assert_eq!(queued.stdout(), "queued run 1 of `manga/curated-status`\n");
+    assert_eq!(
+        queued.stderr(),
+        "warning: no `curator serve` is running for this database: start one to run it, or run \
+         the job here with `curator run manga/curated-status --wait`\n"
+    );
+}
+
+#[test]
 fn a_plugin_provider_answers_over_stdio_and_its_failures_are_recorded_per_entry() {
     let sandbox = Sandbox::new().prepared();
     let config = std::fs::read_to_string(sandbox.path("curator.yaml")).unwrap();

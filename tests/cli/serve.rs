@@ -143,6 +143,33 @@ fn serve_starts_from_a_fresh_copy_answers_healthz_and_runs_queued_jobs() {
 }
 
 #[test]
+fn the_catalog_seed_logs_what_it_added_and_nothing_when_nothing_was() {
+    let sandbox = Sandbox::new();
+    let mut first = Server::start(&sandbox);
+    let seeded = first.wait_for_log("catalog seeded", Duration::from_secs(5));
+    assert!(seeded.contains("libraries=3 series=25 books="), "{seeded}");
+    drop(first);
+
+    let mut again = Server::start(&sandbox);
+    assert!(
+        !again.log().iter().any(|l| l.contains("catalog seeded")),
+        "a seed that added nothing is not news at info: {:#?}",
+        again.lines
+    );
+    drop(again);
+
+    // One new series in the file is what the next start reports.
+    let catalog = std::fs::read_to_string(sandbox.path("examples/catalog.yaml")).unwrap();
+    let library =
+        catalog.find("    series:\n").expect("a library with series") + "    series:\n".len();
+    let added = format!("{}      - id: new-one\n{}", &catalog[..library], &catalog[library..]);
+    sandbox.write("examples/catalog.yaml", &added);
+    let mut third = Server::start(&sandbox);
+    let seeded = third.wait_for_log("catalog seeded", Duration::from_secs(5));
+    assert!(seeded.contains("libraries=0 series=1 books=0"), "{seeded}");
+}
+
+#[test]
 fn serve_hot_reloads_edits_keeps_broken_files_and_drops_deleted_ones() {
     let sandbox = Sandbox::new();
     let mut server = Server::start(&sandbox);
