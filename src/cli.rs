@@ -391,13 +391,8 @@ async fn validate_cmd(
     let config = if no_config {
         None
     } else if config_path.is_some() || PathBuf::from(crate::config::DEFAULT_CONFIG).is_file() {
-        match Config::load(config_path.as_deref(), overrides) {
-            Ok(config) => Some(config),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return Ok(Exit::Usage);
-            }
-        }
+        // A config that cannot be read is reported and exits 2 in `main`, as for every command.
+        Some(Config::load(config_path.as_deref(), overrides)?)
     } else {
         None
     };

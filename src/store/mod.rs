@@ -636,6 +636,29 @@ pub struct ImportCounts {
     pub books: usize,
 }
 
+/// The catalog's libraries, series and books, counted in one query by either backend.
+pub(crate) const CATALOG_ROWS: &str = "SELECT (SELECT COUNT(*) FROM libraries), \
+     (SELECT COUNT(*) FROM series), (SELECT COUNT(*) FROM books)";
+
+impl From<(i64, i64, i64)> for ImportCounts {
+    fn from((libraries, series, books): (i64, i64, i64)) -> Self {
+        let count = |n: i64| usize::try_from(n).unwrap_or_default();
+        ImportCounts { libraries: count(libraries), series: count(series), books: count(books) }
+    }
+}
+
+impl ImportCounts {
+    /// What was added between `before` and these counts of the same catalog; a seed deletes
+    /// nothing, so the difference is what it added.
+    pub(crate) fn added_since(self, before: ImportCounts) -> ImportCounts {
+        ImportCounts {
+            libraries: self.libraries.saturating_sub(before.libraries),
+            series: self.series.saturating_sub(before.series),
+            books: self.books.saturating_sub(before.books),
+        }
+    }
+}
+
 /// This process, as recorded in the runs it holds: `host:pid`.
 pub(crate) fn process_owner() -> String {
     format!("{}:{}", host_name(), std::process::id())

@@ -13,10 +13,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool, Transaction};
 
 use super::{
-    CancelOutcome, Change, DEFAULT_RUN_LEASE, Entry, EntryResult, FIRINGS_KEPT_FOR, FileRecord,
-    GitState, ImportCounts, ImportMode, JobChanges, JobIndex, JobRow, JobWrite, OVERLAP_REASON,
-    Reaped, RowScope, RunRow, ScheduleRow, StoreError, StoredSummary, continues, entity_kind,
-    is_orphan, parse_timestamp, process_owner, redact_url, timestamp,
+    CATALOG_ROWS, CancelOutcome, Change, DEFAULT_RUN_LEASE, Entry, EntryResult, FIRINGS_KEPT_FOR,
+    FileRecord, GitState, ImportCounts, ImportMode, JobChanges, JobIndex, JobRow, JobWrite,
+    OVERLAP_REASON, Reaped, RowScope, RunRow, ScheduleRow, StoreError, StoredSummary, continues,
+    entity_kind, is_orphan, parse_timestamp, process_owner, redact_url, timestamp,
 };
 use crate::catalog::file::{BookDef, CatalogFile, ExternalIdDef, LibraryDef, SeriesDef};
 use crate::provider::EntityKind;
@@ -158,12 +158,7 @@ impl SqliteStore {
             }
         }
         if let Some(before) = before {
-            let after = catalog_rows(&mut tx).await?;
-            counts = ImportCounts {
-                libraries: after.libraries - before.libraries,
-                series: after.series - before.series,
-                books: after.books - before.books,
-            };
+            counts = catalog_rows(&mut tx).await?.added_since(before);
         }
         tx.commit().await?;
         Ok(counts)
@@ -1298,14 +1293,8 @@ async fn upsert_entity(
 
 /// How many libraries, series and books the catalog holds, as `tx` sees it.
 async fn catalog_rows(tx: &mut Tx) -> Result<ImportCounts, StoreError> {
-    let mut counts = [0usize; 3];
-    for (count, table) in counts.iter_mut().zip(["libraries", "series", "books"]) {
-        let sql = format!("SELECT COUNT(*) FROM {table}");
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut **tx).await?;
-        *count = n as usize;
-    }
-    let [libraries, series, books] = counts;
-    Ok(ImportCounts { libraries, series, books })
+    let rows: (i64, i64, i64) = sqlx::query_as(CATALOG_ROWS).fetch_one(&mut **tx).await?;
+    Ok(ImportCounts::from(rows))
 }
 
 /// Sets each provider's ID; a changed ID resets the sync time, since the old one described

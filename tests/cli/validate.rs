@@ -207,7 +207,8 @@ fn a_broken_config_or_a_missing_path_exits_2() {
     assert_eq!(run.stderr(), "error: nowhere.d: no such file or directory\n");
     sandbox.write("broken.yaml", "providers: [\n");
     let run = sandbox.run(&["--config", "broken.yaml", "validate"]).expect_code(2);
-    assert!(run.stderr().starts_with("error: broken.yaml:"), "{}", run.stderr());
+    assert!(run.stderr().starts_with("broken.yaml:2:1: error: invalid YAML"), "{}", run.stderr());
+    assert!(run.stderr().ends_with("\nerror: broken.yaml: 1 error(s)\n"), "{}", run.stderr());
     let run = sandbox.run(&["validate", "--output", "xml"]).expect_code(2);
     assert!(run.stderr().contains("invalid value 'xml'"), "{}", run.stderr());
 }
