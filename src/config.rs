@@ -145,6 +145,11 @@ pub struct ProviderConfig {
     /// provider's ID attached, for jobs with `existingSourceIdsOnly: false`.
     #[serde(default = "match_threshold_default")]
     pub match_threshold: f64,
+    /// The most calls a minute this process makes to the provider, spaced evenly, across every
+    /// job that uses it; `0` leaves calls unpaced. Filled in at load from the kind's default
+    /// ([`ProviderKind::requests_per_minute`]) when the file names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
 }
 
 /// Where a provider credential is read from.
@@ -179,6 +184,21 @@ pub enum ProviderKind {
     Anilist,
     Openlibrary,
     Directory,
+}
+
+impl ProviderKind {
+    /// The pace a provider of this kind keeps when its config names none: what the public
+    /// service accepts from one client. AniList answers `X-RateLimit-Limit: 30` (its documented
+    /// 90 a minute is lowered while its API runs degraded); Open Library asks API clients for
+    /// about one request a second. Plugins pace themselves and answer -32001 when pushed;
+    /// a directory is local.
+    pub fn requests_per_minute(self) -> Option<u32> {
+        match self {
+            ProviderKind::Anilist => Some(30),
+            ProviderKind::Openlibrary => Some(60),
+            ProviderKind::Plugin | ProviderKind::Directory => None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -369,6 +389,8 @@ impl Config {
         let mut providers = file.providers;
         for (i, provider) in providers.iter_mut().enumerate() {
             provider.path = provider.path.as_deref().map(resolve);
+            provider.requests_per_minute =
+                provider.requests_per_minute.or(provider.kind.requests_per_minute());
             if let Err((key, message)) = check_provider(provider) {
                 errors.push(at(&format!("/providers/{i}{key}")), message);
             }
@@ -717,6 +739,21 @@ mod tests {
              expected `sqlite:` (for example `sqlite://data/curator.db`) or `postgres:` / \
              `postgresql:` (for example `postgres://curator@db.example.org/curator`)"
         );
+    }
+
+    #[test]
+    fn a_provider_without_a_pace_gets_its_kind_s_and_config_show_prints_it() {
+        let config = load(
+            "providers:\n  - { name: al, kind: anilist }\n  - { name: ol, kind: openlibrary }\n  \
+             - { name: mine, kind: anilist, requestsPerMinute: 0 }\n  \
+             - { name: local, kind: directory, path: metadata }\n",
+        )
+        .unwrap();
+        let paces: Vec<_> = config.providers.iter().map(|p| p.requests_per_minute).collect();
+        assert_eq!(paces, [Some(30), Some(60), Some(0), None]);
+        let shown = show::effective(&config, &Overrides::default(), None);
+        assert_eq!(shown["settings"]["providers"][0]["requestsPerMinute"], 30);
+        assert!(shown["settings"]["providers"][3].get("requestsPerMinute").is_none());
     }
 
     #[test]

@@ -191,6 +191,20 @@ pub fn isbn_digits(isbn: &str) -> String {
 pub struct Provider {
     backend: Backend,
     recent: std::sync::Mutex<Recent>,
+    pace: Option<Pace>,
+    requests_per_minute: Option<u32>,
+}
+
+/// Spaces a provider's calls evenly at its `requestsPerMinute`, shared by every run that uses
+/// it in this process.
+pub type Pace = std::sync::Arc<governor::DefaultDirectRateLimiter>;
+
+/// A pace of `per_minute` calls, one every `60 s / per_minute` with no burst: a service that
+/// counts calls over any minute never sees more than it allows. `None` for 0 (unpaced).
+pub fn pace(per_minute: u32) -> Option<Pace> {
+    let per_minute = std::num::NonZeroU32::new(per_minute)?;
+    let quota = governor::Quota::per_minute(per_minute).allow_burst(std::num::NonZeroU32::MIN);
+    Some(std::sync::Arc::new(governor::RateLimiter::direct(quota)))
 }
 
 /// The provider itself, by kind.
@@ -215,7 +229,24 @@ struct Recent {
 
 impl Provider {
     pub fn new(backend: Backend) -> Provider {
-        Provider { backend, recent: Default::default() }
+        Provider { backend, recent: Default::default(), pace: None, requests_per_minute: None }
+    }
+
+    /// The provider with its calls spaced at `per_minute` (0: unpaced).
+    pub fn paced(self, per_minute: u32) -> Provider {
+        let pace = pace(per_minute);
+        Provider { requests_per_minute: pace.is_some().then_some(per_minute), pace, ..self }
+    }
+
+    /// Its pace, when it is paced.
+    pub fn requests_per_minute(&self) -> Option<u32> {
+        self.requests_per_minute
+    }
+
+    /// What its calls wait for, when it is paced. Callers wait for it before each call (see
+    /// `run::fetch`), so a cancelled run stops waiting at once.
+    pub fn pace(&self) -> Option<Pace> {
+        self.pace.clone()
     }
 
     /// The plugin behind it, when it is one.
@@ -440,7 +471,9 @@ impl Registry {
                 Backend::Openlibrary(openlibrary::OpenLibraryProvider::new(config)?)
             }
         };
-        let provider = std::sync::Arc::new(Provider::new(provider));
+        let provider = Provider::new(provider)
+            .paced(config.requests_per_minute.or(config.kind.requests_per_minute()).unwrap_or(0));
+        let provider = std::sync::Arc::new(provider);
         started.insert(name.to_string(), provider.clone());
         Ok(provider)
     }

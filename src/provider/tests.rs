@@ -445,6 +445,25 @@ async fn the_registry_starts_the_http_providers_with_their_capabilities() {
 }
 
 #[tokio::test]
+async fn the_public_services_are_paced_by_default_and_a_config_can_change_or_lift_it() {
+    let configs = [
+        config("anilist", "http://127.0.0.1:9", json!({})),
+        config("openlibrary", "http://127.0.0.1:9", json!({})),
+        config("anilist", "http://127.0.0.1:9", json!({ "name": "fast", "requestsPerMinute": 90 })),
+        config("anilist", "http://127.0.0.1:9", json!({ "name": "free", "requestsPerMinute": 0 })),
+    ];
+    let registry = Registry::new(&configs);
+    let paced = |name: &'static str| {
+        let registry = &registry;
+        async move { registry.get(name).await.unwrap().requests_per_minute() }
+    };
+    assert_eq!(paced("anilist").await, Some(30));
+    assert_eq!(paced("openlibrary").await, Some(60));
+    assert_eq!(paced("fast").await, Some(90));
+    assert_eq!(paced("free").await, None);
+}
+
+#[tokio::test]
 async fn anilist_matches_above_the_threshold_only_for_a_close_title_and_year() {
     let service = FakeService::start(|_| Reply::json(200, &fixture("anilist/search.json"))).await;
     let provider = anilist(&service, json!({}));

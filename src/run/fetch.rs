@@ -1,6 +1,6 @@
-//! Provider calls as a run makes them: waiting out rate limits for the whole run, retrying
-//! transient failures with capped, jittered back-off, stopping new calls when the run is
-//! cancelled, and giving up on a provider that stays down.
+//! Provider calls as a run makes them: keeping the provider's pace, waiting out rate limits for
+//! the whole run, retrying transient failures with capped, jittered back-off, stopping new calls
+//! when the run is cancelled, and giving up on a provider that stays down.
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -11,7 +11,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::provider::ProviderError;
+use crate::provider::{Pace, ProviderError};
 
 /// The longest a single rate-limit wait may last, whatever the provider asks.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(300);
@@ -46,6 +46,8 @@ pub struct Calls {
     down: CancellationToken,
     /// The first retry's delay; later ones double, up to ten times this, with jitter.
     first_backoff: Duration,
+    /// The provider's `requestsPerMinute`: every try, retries included, waits its turn.
+    pace: Option<Pace>,
 }
 
 impl Calls {
@@ -58,7 +60,13 @@ impl Calls {
             cancel,
             down: CancellationToken::new(),
             first_backoff: Duration::from_millis(250),
+            pace: None,
         }
+    }
+
+    /// The calls, each waiting for its turn at the provider's pace first.
+    pub fn paced(self, pace: Option<Pace>) -> Calls {
+        Calls { pace, ..self }
     }
 
     /// Whether the run gave up on its provider; the reason names the last failure.
@@ -88,6 +96,7 @@ impl Calls {
         let mut rate_limited = 0;
         loop {
             self.wait_for_pause().await?;
+            self.wait_for_turn().await?;
             let error = match attempt().await {
                 Ok(answer) => {
                     self.failures_in_a_row.store(0, Ordering::Relaxed);
@@ -148,6 +157,15 @@ impl Calls {
                 }
                 _ => return Ok(()),
             }
+        }
+    }
+
+    /// Waits until the provider's pace lets one more call through.
+    async fn wait_for_turn(&self) -> Result<(), CallError> {
+        let Some(pace) = &self.pace else { return Ok(()) };
+        tokio::select! {
+            () = pace.until_ready() => self.check(),
+            () = self.cancel.cancelled() => Err(CallError::Cancelled),
         }
     }
 
@@ -277,5 +295,53 @@ mod tests {
         };
         let (result, ()) = tokio::join!(waiting, canceller);
         assert!(matches!(result, Err(CallError::Cancelled)));
+    }
+
+    #[tokio::test]
+    async fn paced_calls_are_spaced_evenly_retries_included() {
+        // 1,200 a minute: one call every 50 ms, the first at once.
+        let calls = Calls::new("p", CancellationToken::new()).paced(crate::provider::pace(1200));
+        let tries = AtomicUsize::new(0);
+        let started = std::time::Instant::now();
+        for _ in 0..2 {
+            calls.call(|| async { Ok::<_, ProviderError>(()) }).await.unwrap();
+        }
+        // A transient failure's retry waits for its turn as well as for its back-off.
+        calls
+            .call(|| async {
+                match tries.fetch_add(1, Ordering::SeqCst) {
+                    0 => Err(timeout()),
+                    _ => Ok(()),
+                }
+            })
+            .await
+            .unwrap();
+        calls.call(|| async { Ok::<_, ProviderError>(()) }).await.unwrap();
+        // Five tries: four spaces of 50 ms between them.
+        assert!(started.elapsed() >= Duration::from_millis(200), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_run_stops_waiting_for_its_turn() {
+        let cancel = CancellationToken::new();
+        // One a minute: the second call would wait a minute.
+        let calls = Calls::new("p", cancel.clone()).paced(crate::provider::pace(1));
+        calls.call(|| async { Ok::<_, ProviderError>(()) }).await.unwrap();
+        let made = AtomicUsize::new(0);
+        let waiting = calls.call(|| async {
+            made.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, ProviderError>(())
+        });
+        let canceller = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cancel.cancel();
+        };
+        let (result, ()) = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::join!(waiting, canceller)
+        })
+        .await
+        .expect("a cancel ends the wait for a turn");
+        assert!(matches!(result, Err(CallError::Cancelled)));
+        assert_eq!(made.load(Ordering::SeqCst), 0, "the waiting call was never made");
     }
 }

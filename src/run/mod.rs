@@ -230,6 +230,7 @@ impl Runner {
             entries = plan.work.len(),
             to_match = plan.counts.to_match,
             skipped = plan.skipped.len(),
+            requests_per_minute = provider.requests_per_minute(),
             "run planned"
         );
         let skipped: Vec<(i64, EntryResult)> = plan
@@ -258,9 +259,10 @@ impl Runner {
             })
         };
 
+        let calls = Calls::new(&provider_name, cancel.clone()).paced(provider.pace());
         let context = Arc::new(EntryContext {
             provider,
-            calls: Calls::new(&provider_name, cancel.clone()),
+            calls,
             selection: self.selection(spec),
             threshold: self.registry.match_threshold(&provider_name),
         });

@@ -73,9 +73,10 @@ impl Runner {
         let provider = self.provider_for(spec).await.map_err(PreviewError::Provider)?;
         let provider_name = provider.name().to_string();
         let plan = Plan::new(spec, self.entries(spec).await?, chrono::Utc::now());
+        let calls = Calls::new(&provider_name, CancellationToken::new()).paced(provider.pace());
         let context = Arc::new(EntryContext {
             provider,
-            calls: Calls::new(&provider_name, CancellationToken::new()),
+            calls,
             selection: self.selection(spec),
             threshold: self.registry.match_threshold(&provider_name),
         });

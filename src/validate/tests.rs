@@ -509,6 +509,7 @@ fn config(kind: ProviderKind) -> Config {
             base_url: None,
             credentials: Default::default(),
             match_threshold: crate::config::MATCH_THRESHOLD,
+            requests_per_minute: None,
         }],
         api_token: None,
         api_token_for_reads: false,

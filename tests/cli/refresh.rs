@@ -212,6 +212,54 @@ fn a_cancelled_run_stops_calling_and_ends_cancelled() {
 }
 
 #[test]
+fn a_paced_provider_gets_one_call_per_turn_and_a_cancel_ends_the_wait() {
+    let sandbox = echo_lab(&[("a", "A", "a"), ("b", "B", "b"), ("c", "C", "c")], "", "");
+    let config = std::fs::read_to_string(sandbox.path("curator.yaml")).unwrap();
+    // One call a minute: the first entry is fetched at once, the second waits its turn.
+    let paced = config
+        .replace("    timeoutSeconds: 5\n", "    timeoutSeconds: 5\n    requestsPerMinute: 1\n");
+    assert_ne!(paced, config);
+    sandbox.write("curator.yaml", &paced);
+    let mut child = sandbox.command(&["run", "lab", "--wait"]).spawn().unwrap();
+
+    let started = Instant::now();
+    let run_id = loop {
+        let runs = sandbox.json(&["runs", "list", "--job", "lab", "--output", "json"]);
+        let run = runs.as_array().unwrap().iter().find(|r| r["status"] == "running").cloned();
+        if let Some(run) = run {
+            let id = run["id"].as_i64().unwrap().to_string();
+            let shown = sandbox.json(&["runs", "show", &id, "--output", "json"]);
+            if shown["entries"].as_array().unwrap().len() == 1 {
+                break id;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no entry was fetched");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The other two wait for their turns, however many calls the job allows at once.
+    std::thread::sleep(Duration::from_millis(500));
+    let shown = sandbox.json(&["runs", "show", &run_id, "--output", "json"]);
+    assert_eq!(shown["entries"].as_array().unwrap().len(), 1, "{shown}");
+
+    sandbox.run(&["runs", "cancel", &run_id]).success();
+    let cancelled = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if cancelled.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("the run kept waiting for its turn after the cancel");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let shown = sandbox.json(&["runs", "show", &run_id, "--output", "json"]);
+    assert_eq!(shown["run"]["status"], "cancelled", "{shown}");
+    assert_eq!(shown["run"]["totals"]["notAttempted"], 2, "{shown}");
+}
+
+#[test]
 fn cancelling_a_queued_run_and_a_finished_one() {
     let sandbox = Sandbox::new().prepared();
     let queued = sandbox.run(&["run", "manga/curated-status"]).success();
