@@ -152,6 +152,14 @@ pub struct ProviderConfig {
     pub requests_per_minute: Option<u32>,
 }
 
+impl ProviderConfig {
+    /// The calls a minute the provider is held to: its own setting, else its kind's; `None`
+    /// when unpaced.
+    pub fn pace(&self) -> Option<u32> {
+        self.requests_per_minute.or(self.kind.requests_per_minute()).filter(|n| *n > 0)
+    }
+}
+
 /// Where a provider credential is read from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -411,6 +411,8 @@ pub struct ProviderStatus {
     pub health: Health,
     /// Why it is failing.
     pub detail: Option<String>,
+    /// Its pace, when its calls are spaced.
+    pub requests_per_minute: Option<u32>,
 }
 
 /// The configured providers, each started on first use and kept for the process's life.
@@ -471,8 +473,7 @@ impl Registry {
                 Backend::Openlibrary(openlibrary::OpenLibraryProvider::new(config)?)
             }
         };
-        let provider = Provider::new(provider)
-            .paced(config.requests_per_minute.or(config.kind.requests_per_minute()).unwrap_or(0));
+        let provider = Provider::new(provider).paced(config.pace().unwrap_or(0));
         let provider = std::sync::Arc::new(provider);
         started.insert(name.to_string(), provider.clone());
         Ok(provider)
@@ -512,6 +513,7 @@ impl Registry {
                 permissions: config.permissions.clone(),
                 health,
                 detail,
+                requests_per_minute: config.pace(),
             });
         }
         statuses

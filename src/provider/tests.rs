@@ -461,6 +461,8 @@ async fn the_public_services_are_paced_by_default_and_a_config_can_change_or_lif
     assert_eq!(paced("openlibrary").await, Some(60));
     assert_eq!(paced("fast").await, Some(90));
     assert_eq!(paced("free").await, None);
+    let shown: Vec<_> = registry.statuses().await.iter().map(|s| s.requests_per_minute).collect();
+    assert_eq!(shown, [Some(30), Some(60), Some(90), None]);
 }
 
 #[tokio::test]

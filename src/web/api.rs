@@ -331,6 +331,8 @@ pub struct ProviderView {
     pub health: String,
     /// Why it is failing.
     pub detail: Option<String>,
+    /// The calls a minute this process makes to it at most, evenly spaced; null when unpaced.
+    pub requests_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -976,6 +978,7 @@ async fn providers(State(state): State<AppState>) -> ApiResult<Json<Vec<Provider
                 permissions: s.permissions,
                 health: s.health.to_string(),
                 detail: s.detail,
+                requests_per_minute: s.requests_per_minute,
             })
             .collect(),
     ))

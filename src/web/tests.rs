@@ -462,6 +462,7 @@ async fn providers_show_kind_capabilities_and_health() {
     assert_eq!(listed[0]["health"], "idle", "not started until a job uses it");
     let both = serde_json::json!({"series": true, "book": true});
     assert_eq!(listed[0]["capabilities"], both, "a folder serves both sides");
+    assert_eq!(listed[0]["requestsPerMinute"], Value::Null, "a folder is not paced");
 
     world.state.registry.get("curated").await.unwrap();
     let listed = world.get("/api/v1/providers").await.body;
@@ -478,6 +479,7 @@ async fn a_plugin_not_started_yet_shows_the_capabilities_of_its_last_start() {
     let listed = world.get("/api/v1/providers").await.body;
     let plugin = echo(&listed).expect("the plugin is listed");
     assert_eq!(plugin["capabilities"], Value::Null, "never started: unknown");
+    assert_eq!(plugin["requestsPerMinute"], Value::Null);
     assert_eq!(plugin["health"], "disabled");
 
     let series_only = crate::provider::Capabilities { series: true, book: false };
