@@ -664,6 +664,15 @@ fn check_provider(provider: &ProviderConfig) -> Result<(), (String, String)> {
         }
         _ => {}
     }
+    if !(0.0..=1.0).contains(&provider.match_threshold) {
+        return fail(
+            "/matchThreshold",
+            format!(
+                "provider `{name}` has `matchThreshold: {}`: a confidence runs from 0 to 1",
+                provider.match_threshold
+            ),
+        );
+    }
     for (i, permission) in provider.permissions.iter().enumerate() {
         let known =
             permission.strip_prefix("metadata:write:").is_some_and(fields::known_permission);
@@ -792,6 +801,11 @@ mod tests {
                 "providers:\n  - name: a\n    kind: directory\n    path: x\n    permissions: [metadata:write:everything]\n",
                 "curator.yaml:5:19",
                 "unknown permission `metadata:write:everything`",
+            ),
+            (
+                "providers:\n  - { name: al, kind: anilist, matchThreshold: 80 }\n",
+                "curator.yaml:2:48",
+                "provider `al` has `matchThreshold: 80`: a confidence runs from 0 to 1",
             ),
             ("retention: { maxRuns: 0 }\n", "curator.yaml:1:23", "must be at least 1"),
             ("webhooks:\n  - url: ftp://x\n", "curator.yaml:2:10", "must start with http://"),
