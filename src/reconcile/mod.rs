@@ -147,7 +147,7 @@ pub async fn reconcile(
     let report = std::mem::take(&mut scan.report);
     let input = plan::Input {
         root: &config.jobs_dir,
-        directory_error: scan.walked.as_ref().err().map(String::as_str),
+        directory_error: scan.walked.as_ref().err(),
         untouched: &|file| scan.vouched(file) && !scan.checked.contains(file),
         rows: &rows,
         job_count: index.job_count,

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::Options;
 use super::git::GitView;
+use super::scan::DirectoryError;
 use crate::schedule::{self, Timing};
 use crate::store::{GitState, JobRow, JobWrite};
 use crate::validate::{FileReport, Report, ValidJob};
@@ -189,7 +190,7 @@ pub struct Input<'a> {
     /// The jobs directory, as the user names it.
     pub root: &'a Path,
     /// Why the directory could not be read, if it could not.
-    pub directory_error: Option<&'a str>,
+    pub directory_error: Option<&'a DirectoryError>,
     /// Whether a file is vouched for by the index and was not checked: its jobs are as stored.
     pub untouched: &'a (dyn Fn(&str) -> bool + Sync),
     /// The rows that matter this pass: those of checked and vanished files, those with an ID a
@@ -374,7 +375,19 @@ fn guard(input: &Input, plan: &mut Plan) {
     let remaining = (input.job_count + plan.create.len()).saturating_sub(deletes);
     let emptied = deletes > 0 && remaining == 0;
     if let Some(error) = input.directory_error {
-        if options.allow_empty {
+        if !error.missing {
+            // A directory that exists but cannot be listed is not empty: nothing in it is gone.
+            plan.directory_error = Some(error.to_string());
+            if deletes > 0 {
+                plan.refused = Some(Refusal {
+                    guard: Guard::EmptyDirectory,
+                    message: format!(
+                        "{error}: refusing to delete its {deletes} job(s) while it cannot be \
+                         listed, with or without --allow-empty"
+                    ),
+                });
+            }
+        } else if options.allow_empty {
             plan.report.notes.push(format!("{error}: taken as empty (--allow-empty)"));
         } else {
             plan.directory_error = Some(error.to_string());

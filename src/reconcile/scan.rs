@@ -27,12 +27,27 @@ pub struct Found {
     pub stable: bool,
 }
 
+/// Why the jobs directory could not be listed.
+#[derive(Debug, Clone)]
+pub struct DirectoryError {
+    pub message: String,
+    /// The directory does not exist, as opposed to existing and failing to list (a symlink
+    /// loop, a folder it cannot open): only a missing one may be taken as empty.
+    pub missing: bool,
+}
+
+impl std::fmt::Display for DirectoryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// How the directory compares with the index.
 #[derive(Debug)]
 pub struct Scan {
     /// Every job file, by path under the directory; `Err` says why the directory could not be
     /// read.
-    pub walked: Result<BTreeMap<String, Found>, String>,
+    pub walked: Result<BTreeMap<String, Found>, DirectoryError>,
     /// Files that are new, written since, or not vouched for by their record: read and checked
     /// this pass. Every other walked file is vouched for: its jobs are as stored.
     pub changed: BTreeSet<String>,
@@ -71,13 +86,14 @@ pub fn scan(
     let walked = match spec::discover_with_metadata(root) {
         Ok(found) => found,
         Err(e) => {
-            let message = if e.kind() == std::io::ErrorKind::NotFound {
+            let missing = e.kind() == std::io::ErrorKind::NotFound;
+            let message = if missing {
                 format!("the jobs directory `{}` does not exist", root.display())
             } else {
                 format!("cannot read the jobs directory `{}`: {e}", root.display())
             };
             return Scan {
-                walked: Err(message),
+                walked: Err(DirectoryError { message, missing }),
                 changed: BTreeSet::new(),
                 recorded: 0,
                 checked: BTreeSet::new(),

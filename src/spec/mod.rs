@@ -398,13 +398,19 @@ pub fn discover(root: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// [`discover`], with each file's metadata (of the symlink's target, for a symlink), read on
 /// the way so a caller that compares sizes and times needs no second `stat`.
+///
+/// Symlinked folders inside `root` are followed (a ConfigMap with nested keys mounts its
+/// folders that way); one that leads back to a folder the walk is already inside is an
+/// error naming the link, since following it would never end. An entry deleted while the
+/// walk runs is passed over: the watcher brings another pass.
 pub fn discover_with_metadata(root: &Path) -> std::io::Result<Vec<(PathBuf, std::fs::Metadata)>> {
     let canonical_root = root.canonicalize()?;
-    let top = entries(root, &canonical_root)?;
-    let folders: Vec<&Path> = top
+    let top = entries(root, &canonical_root, &[])?
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+    let folders: Vec<&Folder> = top
         .iter()
         .filter_map(|e| match e {
-            Entry::Folder(path) => Some(path.as_path()),
+            Entry::Folder(folder) => Some(folder),
             Entry::File(..) => None,
         })
         .collect();
@@ -422,50 +428,107 @@ pub fn discover_with_metadata(root: &Path) -> std::io::Result<Vec<(PathBuf, std:
 /// One entry of a folder that matters to a listing.
 enum Entry {
     File(PathBuf, std::fs::Metadata),
-    Folder(PathBuf),
+    Folder(Folder),
+}
+
+/// A folder to list: its path as walked, and the real folders from the root down to it.
+struct Folder {
+    path: PathBuf,
+    inside: Vec<PathBuf>,
 }
 
 /// The job files and folders of `dir`, sorted by name: a depth-first walk over sorted folders
-/// lists files in path order without sorting whole paths afterwards.
-fn entries(dir: &Path, canonical_root: &Path) -> std::io::Result<Vec<Entry>> {
-    let mut listed = std::fs::read_dir(dir)?
+/// lists files in path order without sorting whole paths afterwards. `inside` holds the real
+/// (canonical) folders from the root down to `dir`, `dir` included. `None` when `dir` was
+/// deleted before it could be listed.
+fn entries(
+    dir: &Path,
+    canonical_root: &Path,
+    inside: &[PathBuf],
+) -> std::io::Result<Option<Vec<Entry>>> {
+    let inside = match inside {
+        [] => vec![canonical_root.to_path_buf()],
+        _ => inside.to_vec(),
+    };
+    let listed = match std::fs::read_dir(dir) {
+        Ok(listed) => listed,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(at(dir, e)),
+    };
+    let mut listed = listed
         .map(|e| e.map(|e| (e.file_name(), e)))
-        .collect::<std::io::Result<Vec<_>>>()?;
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| at(dir, e))?;
     listed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let here = inside.last().expect("the walk is inside at least the root");
     let mut entries = Vec::with_capacity(listed.len());
     for (name, entry) in listed {
-        let name = name.to_string_lossy();
-        if is_ignored_name(&name) {
+        let shown = name.to_string_lossy();
+        if is_ignored_name(&shown) {
             continue;
         }
         let path = entry.path();
-        let meta = if entry.file_type()?.is_symlink() {
-            // A ConfigMap mount is symlinks inside the directory; one that leaves it is not ours.
-            match path.canonicalize() {
-                Ok(target) if target.starts_with(canonical_root) => std::fs::metadata(&path)?,
-                _ => continue,
+        let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        let (meta, real) = match entry.file_type() {
+            Ok(kind) if kind.is_symlink() => {
+                // A ConfigMap mount is symlinks inside the directory; one that leaves it, or
+                // leads nowhere, is not ours.
+                let Ok(target) = path.canonicalize() else { continue };
+                if !target.starts_with(canonical_root) {
+                    continue;
+                }
+                match std::fs::metadata(&path) {
+                    Ok(meta) => (meta, target),
+                    Err(e) if gone(&e) => continue,
+                    Err(e) => return Err(at(&path, e)),
+                }
             }
-        } else {
-            entry.metadata()?
+            Ok(_) => match entry.metadata() {
+                Ok(meta) => (meta, here.join(&name)),
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(at(&path, e)),
+            },
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(at(&path, e)),
         };
         if meta.is_dir() {
-            entries.push(Entry::Folder(path));
-        } else if meta.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+            if let Some(ancestor) = inside.iter().find(|a| a.starts_with(&real)) {
+                let back = relative_path(canonical_root, ancestor);
+                let back = if back.is_empty() {
+                    "the jobs directory itself".into()
+                } else {
+                    format!("`{back}`")
+                };
+                return Err(std::io::Error::other(format!(
+                    "{}: a symlink back to {back}, which holds it; listing through it would \
+                     never end, so remove the link or point it at a folder outside that one",
+                    path.display()
+                )));
+            }
+            let mut below = inside.clone();
+            below.push(real);
+            entries.push(Entry::Folder(Folder { path, inside: below }));
+        } else if meta.is_file() && (shown.ends_with(".yaml") || shown.ends_with(".yml")) {
             entries.push(Entry::File(path, meta));
         }
     }
-    Ok(entries)
+    Ok(Some(entries))
+}
+
+/// An I/O error that names the path it happened at.
+fn at(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 fn walk(
-    dir: &Path,
+    folder: &Folder,
     canonical_root: &Path,
     found: &mut Vec<(PathBuf, std::fs::Metadata)>,
 ) -> std::io::Result<()> {
-    for entry in entries(dir, canonical_root)? {
+    for entry in entries(&folder.path, canonical_root, &folder.inside)?.unwrap_or_default() {
         match entry {
             Entry::File(path, meta) => found.push((path, meta)),
-            Entry::Folder(path) => walk(&path, canonical_root, found)?,
+            Entry::Folder(below) => walk(&below, canonical_root, found)?,
         }
     }
     Ok(())
@@ -474,10 +537,10 @@ fn walk(
 /// The job files under each folder, in order. The folders are shared out over a few threads:
 /// a listing costs one `stat` per file, and at thousands of files those are most of its time.
 fn list_folders(
-    folders: &[&Path],
+    folders: &[&Folder],
     canonical_root: &Path,
 ) -> std::io::Result<Vec<Vec<(PathBuf, std::fs::Metadata)>>> {
-    let list = |folder: &Path| {
+    let list = |folder: &Folder| {
         let mut files = Vec::new();
         walk(folder, canonical_root, &mut files).map(|()| files)
     };
@@ -568,6 +631,58 @@ mod tests {
     fn default_id_is_the_path_without_extension() {
         assert_eq!(default_id("manga/anilist-ratings.yaml"), "manga/anilist-ratings");
         assert_eq!(default_id("books.yml"), "books");
+    }
+
+    fn job_files(root: &Path) -> Vec<String> {
+        let found = discover(root).expect("the directory lists");
+        found.iter().map(|f| relative_path(root, f)).collect()
+    }
+
+    #[test]
+    fn a_symlink_back_up_the_tree_is_an_error_naming_the_link() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("jobs.d");
+        std::fs::create_dir_all(root.join("manga")).unwrap();
+        std::fs::write(root.join("manga/ratings.yaml"), "kind: metadata_refresh\n").unwrap();
+        symlink("..", root.join("manga/loop")).unwrap();
+        let error = discover(&root).unwrap_err().to_string();
+        assert!(
+            error.contains("manga/loop: a symlink back to the jobs directory itself"),
+            "{error}"
+        );
+
+        // Two folders that lead into each other loop as surely as one that leads up.
+        std::fs::remove_file(root.join("manga/loop")).unwrap();
+        std::fs::create_dir(root.join("anime")).unwrap();
+        symlink("../anime", root.join("manga/to-anime")).unwrap();
+        symlink("../manga", root.join("anime/to-manga")).unwrap();
+        let error = discover(&root).unwrap_err().to_string();
+        assert!(error.contains("anime/to-manga/to-anime: a symlink back to `anime`"), "{error}");
+
+        // A link that leads to no folder that holds it is followed once, like a ConfigMap's.
+        std::fs::remove_file(root.join("anime/to-manga")).unwrap();
+        std::fs::write(root.join("anime/scores.yaml"), "kind: metadata_refresh\n").unwrap();
+        assert_eq!(
+            job_files(&root),
+            ["anime/scores.yaml", "manga/ratings.yaml", "manga/to-anime/scores.yaml"]
+        );
+    }
+
+    #[test]
+    fn links_that_lead_nowhere_or_outside_are_passed_over() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("jobs.d");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(dir.path().join("outside.yaml"), "kind: metadata_refresh\n").unwrap();
+        std::fs::write(root.join("books.yaml"), "kind: metadata_refresh\n").unwrap();
+        symlink("../outside.yaml", root.join("outside.yaml")).unwrap();
+        symlink("missing.yaml", root.join("dangling.yaml")).unwrap();
+        symlink("itself.yaml", root.join("itself.yaml")).unwrap();
+        assert_eq!(job_files(&root), ["books.yaml"]);
+        let error = discover(&dir.path().join("nope")).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
     }
 
     #[test]

@@ -741,3 +741,26 @@ fn a_checkout_behind_the_database_holds_back_and_the_newer_commit_wins() {
     let caught_up = reconcile_behind(&[]).success();
     assert!(caught_up.stdout().contains("0 updated"), "{}", caught_up.stdout());
 }
+
+#[test]
+fn a_symlink_loop_in_the_jobs_directory_is_named_and_deletes_nothing() {
+    let sandbox = Sandbox::new().prepared();
+    std::os::unix::fs::symlink("..", sandbox.path("jobs.d/manga/loop")).unwrap();
+    let link = "jobs.d/manga/loop: a symlink back to the jobs directory itself";
+
+    let out = sandbox.run(&["validate"]).expect_code(2);
+    assert!(out.stderr().contains(link), "{}", out.stderr());
+    for flags in [&["reconcile"][..], &["reconcile", "--allow-empty"]] {
+        let out = sandbox.run(flags).expect_code(1).stdout();
+        assert!(
+            out.contains(&format!("error: cannot read the jobs directory `jobs.d`: {link}")),
+            "{out}"
+        );
+        assert!(out.contains("with or without --allow-empty"), "{out}");
+        assert_eq!(ids(&sandbox).len(), 3, "{flags:?} keeps every job");
+    }
+
+    std::fs::remove_file(sandbox.path("jobs.d/manga/loop")).unwrap();
+    let out = sandbox.run(&["reconcile", "--dry-run"]).expect_code(0).stdout();
+    assert!(out.contains("No changes"), "{out}");
+}
