@@ -497,9 +497,14 @@ async fn reconcile_loop(
             _ = stop.changed() => return,
         }
         pass(&server, &mut invalid).await;
-        // A deleted and recreated directory is a new inode that the old watch does not see.
+        // A deleted and recreated directory is a new inode that the old watch does not see,
+        // and a repository made since has a reflog that it does not watch.
         let identity = dir_identity(&server.config.jobs_dir);
-        if watching.as_ref().map(|(_, id)| *id) != Some(identity) {
+        let stale = match &watching {
+            Some((watch, id)) => *id != identity || watch.misses_commits(&server.config.jobs_dir),
+            None => true,
+        };
+        if stale {
             watching = start_watch(&server.config, signal_tx.clone());
         }
     }

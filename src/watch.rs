@@ -5,7 +5,9 @@
 //! The directory is watched, not its files: editors save by writing a temporary file and
 //! renaming it over the old one, and a watch on the old inode would go quiet. When `jobs.d/` is
 //! in a Git work tree, the repository's reflog folder is watched too: a commit changes no job
-//! file, but it changes the commit each job records.
+//! file, but it changes the commit each job records. A repository made after the watch began
+//! (`git init` beside `jobs.d/`, then a first commit) is noticed as it appears, and the caller
+//! then watches anew with its reflog.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,9 +20,9 @@ use tokio::sync::mpsc;
 /// long to go live; much lower and an editor's write-rename pair becomes two passes.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// Whether a burst of events calls for a pass over `dir` (or, when given, after a change to
-/// the repository's reflog: a commit, a checkout, a pull).
-fn relevant(result: &DebounceEventResult, dir: &Path, reflog: Option<&Path>) -> bool {
+/// Whether a burst of events calls for a pass over `dir`, or, when given, after a change under
+/// `git`: the repository's reflog (a commit, a checkout, a pull), or where one would appear.
+fn relevant(result: &DebounceEventResult, dir: &Path, git: Option<&Path>) -> bool {
     match result {
         // Opening and reading files are events too, and the reconciler reads every file:
         // counting them would make each pass trigger the next.
@@ -29,7 +31,7 @@ fn relevant(result: &DebounceEventResult, dir: &Path, reflog: Option<&Path>) -> 
                 || (!matches!(e.kind, notify::EventKind::Access(_))
                     && e.paths
                         .iter()
-                        .any(|p| p.starts_with(dir) || reflog.is_some_and(|r| p.starts_with(r))))
+                        .any(|p| p.starts_with(dir) || git.is_some_and(|g| p.starts_with(g))))
         }),
         // An error (an overflowed queue, say) may have lost events: rescan.
         Err(_) => true,
@@ -39,6 +41,17 @@ fn relevant(result: &DebounceEventResult, dir: &Path, reflog: Option<&Path>) -> 
 /// A running watch; dropping it stops the events.
 pub struct Watch {
     _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    /// The reflog folder watched, if the directory was in a repository with one.
+    reflog: Option<PathBuf>,
+}
+
+impl Watch {
+    /// Whether the watch misses commits that it could now see: `dir` was outside a repository,
+    /// or in one with no commit yet, and now has a reflog. The caller then watches anew.
+    pub fn misses_commits(&self, dir: &Path) -> bool {
+        self.reflog.is_none()
+            && std::path::absolute(dir).ok().and_then(|d| reflog_dir(&d)).is_some()
+    }
 }
 
 /// Watches `dir` (and its parent, so a deleted and recreated directory is noticed) and sends
@@ -47,23 +60,32 @@ pub struct Watch {
 pub fn watch(dir: &Path, signal: mpsc::Sender<()>) -> notify::Result<Watch> {
     // Events carry absolute paths; compare against the absolute directory.
     let dir = &std::path::absolute(dir)?;
+    let parent = dir.parent().filter(|p| p.is_dir());
+    let git_dir = git_dir(dir);
+    let reflog = git_dir.as_ref().map(|g| g.join("logs")).filter(|logs| logs.is_dir());
+    // Without a reflog, what would bring one: the repository's first commit makes its `logs`
+    // folder, and `git init` beside the directory makes `.git` in the parent, watched below.
+    let git_events = match (&git_dir, parent) {
+        (Some(git_dir), _) => Some(git_dir.join("logs")),
+        (None, Some(parent)) => Some(parent.join(".git")),
+        (None, None) => None,
+    };
     let dir_for_events: PathBuf = dir.clone();
-    let reflog = reflog_dir(dir);
-    let reflog_for_events = reflog.clone();
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
-        if relevant(&result, &dir_for_events, reflog_for_events.as_deref()) {
+        if relevant(&result, &dir_for_events, git_events.as_deref()) {
             // A full channel already holds a pending signal, which is all that is needed.
             let _ = signal.try_send(());
         }
     })?;
-    if let Some(parent) = dir.parent().filter(|p| p.is_dir()) {
+    if let Some(parent) = parent {
         debouncer.watch(parent, RecursiveMode::NonRecursive)?;
     }
-    if let Some(reflog) = &reflog
-        && let Err(e) = debouncer.watch(reflog, RecursiveMode::NonRecursive)
+    let git_watch = reflog.as_deref().or(git_dir.as_deref());
+    if let Some(git_watch) = git_watch
+        && let Err(e) = debouncer.watch(git_watch, RecursiveMode::NonRecursive)
     {
         // Commits then show at the next pass that something else triggers.
-        tracing::debug!(dir = %reflog.display(), error = %e, "cannot watch the Git reflog");
+        tracing::debug!(dir = %git_watch.display(), error = %e, "cannot watch the Git repository");
     }
     match debouncer.watch(dir, RecursiveMode::Recursive) {
         Ok(()) => {}
@@ -72,12 +94,18 @@ pub fn watch(dir: &Path, signal: mpsc::Sender<()>) -> notify::Result<Watch> {
         }
         Err(e) => return Err(e),
     }
-    Ok(Watch { _debouncer: debouncer })
+    Ok(Watch { _debouncer: debouncer, reflog })
 }
 
 /// The `logs` folder of the Git repository holding `dir`, where `HEAD`'s reflog grows with each
-/// commit, checkout or pull; `None` outside a work tree, without Git, or without reflogs.
+/// commit, checkout or pull; `None` outside a work tree, without Git, or before a first commit.
 fn reflog_dir(dir: &Path) -> Option<PathBuf> {
+    Some(git_dir(dir)?.join("logs")).filter(|logs| logs.is_dir())
+}
+
+/// The Git folder of the repository holding `dir` (or its parent, while `dir` is missing);
+/// `None` outside a work tree or without Git.
+fn git_dir(dir: &Path) -> Option<PathBuf> {
     let start = if dir.is_dir() { dir } else { dir.parent()? };
     let output = std::process::Command::new("git")
         .arg("-C")
@@ -89,8 +117,7 @@ fn reflog_dir(dir: &Path) -> Option<PathBuf> {
     if !output.status.success() {
         return None;
     }
-    let git_dir = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
-    Some(git_dir.join("logs")).filter(|logs| logs.is_dir())
+    Some(PathBuf::from(String::from_utf8(output.stdout).ok()?.trim()))
 }
 
 #[cfg(test)]
@@ -124,6 +151,10 @@ mod tests {
             burst(EventKind::Modify(notify::event::ModifyKind::Any), "/srv/.git/logs/HEAD");
         assert!(relevant_here(&commit, dir), "a commit changes what jobs record");
         assert!(!relevant(&commit, dir, None), "outside a work tree nothing is watched there");
+        let init = burst(EventKind::Create(CreateKind::Folder), "/srv/.git");
+        assert!(relevant(&init, dir, Some(Path::new("/srv/.git"))), "a repository appears");
+        let first = burst(EventKind::Create(CreateKind::Folder), "/srv/.git/logs");
+        assert!(relevant_here(&first, dir), "its first commit makes the reflog");
     }
 
     #[test]

@@ -139,3 +139,40 @@ fn a_commit_reaches_the_jobs_it_touches_without_a_file_change() {
     });
     assert!(server.passes() > passes, "a pass ran for the commit alone");
 }
+
+#[test]
+fn a_repository_made_after_the_server_started_is_followed() {
+    let sandbox = Sandbox::new();
+    let _server = Server::start(&sandbox);
+    let git = |sandbox: &Sandbox| {
+        let shown = sandbox.run(&["jobs", "show", "manga/curated-status", "--output", "json"]);
+        let shown: serde_json::Value = serde_json::from_str(&shown.stdout()).unwrap_or_default();
+        shown["job"]["git"].clone()
+    };
+    eventually(Duration::from_secs(5), "the example jobs", || {
+        job_ids(&sandbox).contains(&"manga/curated-status".into())
+    });
+    assert_eq!(git(&sandbox), serde_json::Value::Null, "outside a work tree");
+
+    // The path the README gives: the server runs, then the directory becomes a repository.
+    sandbox.git(&["init", "-q"]);
+    sandbox.git(&["add", "jobs.d"]);
+    sandbox.git(&["commit", "-qm", "the example jobs"]);
+    let first = sandbox.git(&["rev-parse", "HEAD"]);
+    eventually(Duration::from_secs(5), "the first commit on the job", || {
+        git(&sandbox) == serde_json::json!({"commit": first, "dirty": false})
+    });
+
+    // From then on the reflog is watched: a commit with no file change of its own shows.
+    let status = "jobs.d/manga/curated-status.yaml";
+    let text = std::fs::read_to_string(sandbox.path(status)).unwrap();
+    sandbox.write(status, &format!("{text}# reviewed\n"));
+    eventually(Duration::from_secs(5), "the edit, not committed yet", || {
+        git(&sandbox) == serde_json::json!({"commit": first, "dirty": true})
+    });
+    sandbox.git(&["commit", "-qam", "reviewed"]);
+    let second = sandbox.git(&["rev-parse", "HEAD"]);
+    eventually(Duration::from_secs(5), "the second commit on the job", || {
+        git(&sandbox) == serde_json::json!({"commit": second, "dirty": false})
+    });
+}
