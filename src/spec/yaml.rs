@@ -159,14 +159,33 @@ impl std::fmt::Display for YamlError {
     }
 }
 
+/// The error for a file of `size` bytes, over [`MAX_FILE_BYTES`].
+pub fn too_large(size: u64) -> YamlError {
+    let message = format!(
+        "the file is {size} bytes, over the limit of {MAX_FILE_BYTES} bytes (1 MiB): split it"
+    );
+    YamlError::new(Pos::START, "too-large", message)
+}
+
+/// Reads a job file, or says how large it is when it is over [`MAX_FILE_BYTES`]: a file that
+/// cannot be a job is never read whole.
+pub fn read_file(file: &std::path::Path) -> std::io::Result<Result<Vec<u8>, YamlError>> {
+    use std::io::Read;
+    let opened = std::fs::File::open(file)?;
+    let size = opened.metadata()?.len();
+    if size > MAX_FILE_BYTES as u64 {
+        return Ok(Err(too_large(size)));
+    }
+    // It may have grown since: one byte past the limit is enough for `decode` to refuse it.
+    let mut bytes = Vec::with_capacity(size as usize);
+    opened.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(Ok(bytes))
+}
+
 /// Checks a file's bytes before parsing: size, encoding and byte-order mark.
 pub fn decode(bytes: &[u8]) -> Result<&str, YamlError> {
     if bytes.len() > MAX_FILE_BYTES {
-        let message = format!(
-            "the file is {} bytes, over the limit of {MAX_FILE_BYTES} bytes (1 MiB): split it",
-            bytes.len()
-        );
-        return Err(YamlError::new(Pos::START, "too-large", message));
+        return Err(too_large(bytes.len() as u64));
     }
     if bytes.starts_with(&[0xFE, 0xFF]) || bytes.starts_with(&[0xFF, 0xFE]) {
         let message = "the file is UTF-16 (it starts with a UTF-16 byte-order mark): save it as \

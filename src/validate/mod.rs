@@ -130,10 +130,41 @@ impl FileReport {
             column: pos.column,
             path: path.to_string(),
             code,
-            message,
+            message: readable(message),
             severity,
         });
     }
+}
+
+/// The longest message kept whole; a value quoted in a message can make it any length.
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// A message as a terminal shows it truthfully: control and invisible characters that a quoted
+/// value brought in are spelled out (`\u{1b}`, `\u{200b}`), and a message that a long value
+/// made long is cut, saying by how much.
+fn readable(message: String) -> String {
+    let hidden = |c: char| (c.is_control() && c != '\n') || is_invisible(c);
+    let long = message.chars().nth(MAX_MESSAGE_CHARS).is_some();
+    if !long && !message.chars().any(hidden) {
+        return message;
+    }
+    let mut out = String::with_capacity(message.len().min(4 * MAX_MESSAGE_CHARS));
+    for c in message.chars().take(MAX_MESSAGE_CHARS) {
+        if hidden(c) { out.extend(c.escape_default()) } else { out.push(c) }
+    }
+    if long {
+        let rest = message.chars().count() - MAX_MESSAGE_CHARS;
+        out.push_str(&format!("… ({rest} more characters)"));
+    }
+    out
+}
+
+/// Characters that take no room on a terminal but change what a value is: zero-width spaces
+/// and joiners, direction marks and overrides, the byte-order mark, the soft hyphen.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}')
 }
 
 /// What checking a set of files found.
@@ -265,8 +296,13 @@ fn check_files(files: &[(PathBuf, PathBuf)], ctx: &Context) -> Vec<FileReport> {
 
 /// Reads and checks one file.
 pub fn check_file(file: &Path, relative: &str, ctx: &Context) -> FileReport {
-    match std::fs::read(file) {
-        Ok(bytes) => check_source(file, relative, &bytes, ctx),
+    match yaml::read_file(file) {
+        Ok(Ok(bytes)) => check_source(file, relative, &bytes, ctx),
+        Ok(Err(too_large)) => {
+            let mut report = FileReport::new(file, relative);
+            report.push(too_large.pos, "", too_large.code, too_large.message, Severity::Error);
+            report
+        }
         Err(e) => {
             let mut report = FileReport::new(file, relative);
             let message = format!("cannot read the file: {e}");

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 
 use super::{Report, Severity};
+use crate::spec::yaml;
 
 /// How `curator validate` prints its findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,7 +44,8 @@ pub fn render_text(report: &Report, colour: bool) -> String {
 
     let mut out = String::new();
     for file in report.files.iter().filter(|f| !f.diagnostics.is_empty()) {
-        let source = std::fs::read(&file.file).unwrap_or_default();
+        // A file over the size limit was never read, and has no line to show.
+        let source = yaml::read_file(&file.file).ok().and_then(Result::ok).unwrap_or_default();
         let source = String::from_utf8_lossy(&source);
         let lines: Vec<&str> = source.lines().collect();
         for d in &file.diagnostics {
@@ -56,10 +58,11 @@ pub fn render_text(report: &Report, colour: bool) -> String {
             let Some(line) = lines.get(d.line.wrapping_sub(1)) else { continue };
             let number = d.line.to_string();
             let pad = " ".repeat(number.len());
+            let (line, column) = excerpt(line, d.column);
             // Tabs stay tabs, so the caret lines up however the terminal shows them.
             let lead: String = line
                 .chars()
-                .take(d.column.saturating_sub(1))
+                .take(column.saturating_sub(1))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             let bar = paint(gutter, "|");
@@ -76,6 +79,41 @@ pub fn render_text(report: &Report, colour: bool) -> String {
     }
     let _ = writeln!(out, "{}", summary(report));
     out
+}
+
+/// The widest excerpt shown, in characters; a longer line is shown around the column.
+const EXCERPT_CHARS: usize = 120;
+
+/// The part of `line` to show under a diagnostic at `column`, and the column within it. A long
+/// line is cut to a window around the column, marked `…` where cut; a character a terminal
+/// would act on or not show is drawn as a visible stand-in of the same width, so the caret
+/// still points at it.
+pub(super) fn excerpt(line: &str, column: usize) -> (String, usize) {
+    let shown = |c: char| match c {
+        '\t' => '\t',
+        '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+        '\u{7f}' => '\u{2421}',
+        c if c.is_control() || super::is_invisible(c) => '\u{fffd}',
+        c => c,
+    };
+    let count = line.chars().count();
+    if count <= EXCERPT_CHARS {
+        return (line.chars().map(shown).collect(), column);
+    }
+    let at = column.saturating_sub(1).min(count);
+    let start = at.saturating_sub(EXCERPT_CHARS / 3).min(count - EXCERPT_CHARS);
+    let end = start + EXCERPT_CHARS;
+    let mut text = String::new();
+    let mut column = at - start + 1;
+    if start > 0 {
+        text.push('…');
+        column += 1;
+    }
+    text.extend(line.chars().skip(start).take(EXCERPT_CHARS).map(shown));
+    if end < count {
+        text.push('…');
+    }
+    (text, column)
 }
 
 /// The shape documented in README.md ("JSON output"); field names are a contract.

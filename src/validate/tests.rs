@@ -718,6 +718,75 @@ fn text_output_shows_the_line_and_a_caret_and_colours_only_when_asked() {
     assert!(coloured.contains("\u{1b}[1m\u{1b}[31merror\u{1b}[0m"), "{coloured:?}");
 }
 
+#[test]
+fn a_file_over_the_limit_is_refused_by_its_size_without_being_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.yaml");
+    // Sparse: 200 MB on the disk's say-so; reading it would show in the test's time and memory.
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(200_000_000).unwrap();
+    let ctx = Context { config: None, libraries: None, manifests: None };
+    let report = check_dir(dir.path(), &ctx).unwrap();
+    let plain = render_text(&report, false).replace(&dir.path().display().to_string(), "jobs.d");
+    assert_eq!(
+        plain,
+        "jobs.d/job.yaml:1:1: error: the file is 200000000 bytes, over the limit of 1048576 \
+         bytes (1 MiB): split it\n\
+         note: no config: provider and library checks were skipped\n\
+         1 file(s), 0 valid job(s), 1 error(s), 0 warning(s)\n"
+    );
+}
+
+#[test]
+fn a_long_line_is_shown_around_its_column_and_a_long_value_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(5_000);
+    std::fs::write(dir.path().join("job.yaml"), with("kind: LibraryJob", &format!("kind: {long}")))
+        .unwrap();
+    let ctx = Context { config: None, libraries: None, manifests: None };
+    let report = check_dir(dir.path(), &ctx).unwrap();
+    let message = &report.files[0].diagnostics[0].message;
+    assert!(message.ends_with(" more characters)"), "{message}");
+    assert!(message.chars().count() < 600, "{message}");
+    let plain = render_text(&report, false);
+    let excerpt: Vec<&str> = plain.lines().filter(|l| l.contains(" | ")).collect();
+    assert_eq!(excerpt.len(), 2, "{plain}");
+    assert!(excerpt[0].ends_with(&format!("2 | kind: {}…", "x".repeat(114))), "{plain}");
+    assert!(excerpt[1].ends_with(&format!("  | {}^", " ".repeat(6))), "{plain}");
+}
+
+#[test]
+fn an_excerpt_deep_in_a_long_line_is_a_window_with_the_caret_on_its_column() {
+    let line = format!("{}X{}", "a".repeat(3_000), "b".repeat(3_000));
+    let (shown, column) = render::excerpt(&line, 3_001);
+    assert_eq!(shown.chars().nth(column - 1), Some('X'));
+    assert_eq!(shown, format!("…{}X{}…", "a".repeat(40), "b".repeat(79)));
+    let (shown, column) = render::excerpt(&line, 6_001);
+    assert_eq!(shown, format!("…{}", "b".repeat(120)));
+    assert_eq!(shown.chars().nth(column - 1), Some('b'));
+    assert_eq!(column, 121, "the last character");
+    assert_eq!(render::excerpt("short\u{1b}", 6), ("short\u{241b}".to_string(), 6));
+}
+
+#[test]
+fn control_and_invisible_characters_are_spelled_out() {
+    let report = check(&with("kind: LibraryJob", "kind: Library\u{1b}[2JJob"));
+    let message = &report.diagnostics[0].message;
+    assert!(message.contains("`Library\\u{1b}[2JJob`"), "{message}");
+    let report = check(&with("apiVersion: curator/v1", "apiVersion: curator/v1\u{200b}"));
+    let message = &report.diagnostics[0].message;
+    assert!(message.contains("curator/v1\\u{200b}"), "{message}");
+    assert!(!message.contains('\u{200b}'), "{message}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.yaml"), with("kind: LibraryJob", "kind: Li\u{7}bJob"))
+        .unwrap();
+    let ctx = Context { config: None, libraries: None, manifests: None };
+    let plain = render_text(&check_dir(dir.path(), &ctx).unwrap(), false);
+    assert!(plain.contains("| kind: Li\u{2407}bJob\n"), "the bell is drawn, not rung: {plain}");
+    assert!(!plain.contains('\u{7}'), "{plain}");
+}
+
 /// Whatever a file holds, checking it never panics, and every diagnostic it yields has a real
 /// position and leaves the file without jobs when it is an error. Bounded to a few seconds,
 /// since `cargo test` runs in CI.
