@@ -173,6 +173,10 @@ pub enum CredentialSource {
 /// The default [`ProviderConfig::match_threshold`]: a candidate must be a near-certain match.
 pub const MATCH_THRESHOLD: f64 = 0.8;
 
+/// The most queued runs one process takes at once; past this they only wait on the database
+/// and on the providers' pace.
+pub const MAX_WORKERS: u32 = 256;
+
 fn match_threshold_default() -> f64 {
     MATCH_THRESHOLD
 }
@@ -417,8 +421,10 @@ impl Config {
         {
             errors.push(at("/logLevel"), format!("`logLevel`: `{level}` is not a log filter: {e}"));
         }
-        if file.workers == Some(0) {
-            errors.push(at("/workers"), "`workers` must be at least 1");
+        if let Some(workers) = file.workers
+            && !(1..=MAX_WORKERS).contains(&workers)
+        {
+            errors.push(at("/workers"), format!("`workers` must be from 1 to {MAX_WORKERS}"));
         }
         if file.retention.max_runs == 0 {
             errors.push(at("/retention/maxRuns"), "`retention.maxRuns` must be at least 1");
@@ -793,7 +799,8 @@ mod tests {
     fn every_config_error_names_its_line_and_column() {
         let cases = [
             ("runLease: soon\n", "curator.yaml:1:11", "`runLease`: `soon` is not a duration"),
-            ("workers: 0\n", "curator.yaml:1:10", "`workers` must be at least 1"),
+            ("workers: 0\n", "curator.yaml:1:10", "`workers` must be from 1 to 256"),
+            ("workers: 4000000000\n", "curator.yaml:1:10", "`workers` must be from 1 to 256"),
             ("listn: x\n", "curator.yaml:1:1", "unknown key `listn`; did you mean `listen`?"),
             ("timezone: Mars/Base\n", "curator.yaml:1:11", "`Mars/Base` is not an IANA time zone"),
             ("providers:\n  - name: a\n    kind: directory\n", "curator.yaml:2:5", "has no `path`"),

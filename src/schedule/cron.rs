@@ -134,10 +134,14 @@ fn check_nickname(expr: &str, fields: &[(usize, &str)]) -> Result<(), CronProble
     if NICKNAMES.iter().any(|n| n.eq_ignore_ascii_case(word)) {
         return parser().parse(expr).map(|_| ()).map_err(|e| problem(offset, &reason(&e)));
     }
+    let hint = if word.eq_ignore_ascii_case("@midnight") {
+        " (`@midnight` is `@daily`)".to_string()
+    } else {
+        crate::validate::suggest(word, NICKNAMES.iter().copied())
+    };
     let message = format!(
         "`{word}` is not a nickname curator knows: use `@hourly`, `@daily`, `@weekly`, \
-         `@monthly` or `@yearly`{}",
-        if word.eq_ignore_ascii_case("@midnight") { " (`@midnight` is `@daily`)" } else { "" }
+         `@monthly` or `@yearly`{hint}"
     );
     Err(problem(offset, &message))
 }
@@ -273,6 +277,11 @@ mod tests {
             error("@midnight").1,
             "`@midnight` is not a nickname curator knows: use `@hourly`, `@daily`, `@weekly`, \
              `@monthly` or `@yearly` (`@midnight` is `@daily`)"
+        );
+        assert_eq!(
+            error("@weekley").1,
+            "`@weekley` is not a nickname curator knows: use `@hourly`, `@daily`, `@weekly`, \
+             `@monthly` or `@yearly`; did you mean `@weekly`?"
         );
         assert_eq!(error("@daily 4").0, 7);
     }

@@ -33,6 +33,18 @@ pub fn classify(name: &str) -> ZoneName {
             None => ZoneName::Canonical(zone),
         };
     }
+    if name.trim().is_empty() {
+        return ZoneName::Unknown { reason: "empty, not a zone".into(), suggestion: None };
+    }
+    if let Some(hours) = utc_offset(name) {
+        // tzdb's fixed-offset zones count the other way: `Etc/GMT-2` is two hours ahead.
+        let suggestion = match hours {
+            0 => Some("Etc/UTC".to_string()),
+            -12..=14 => Some(format!("Etc/GMT{:+}", -hours)),
+            _ => None,
+        };
+        return ZoneName::Unknown { reason: "a UTC offset, not an IANA zone".into(), suggestion };
+    }
     if let Some((_, zone)) = ABBREVIATIONS.iter().find(|(abbr, _)| abbr.eq_ignore_ascii_case(name))
     {
         return ZoneName::Unknown {
@@ -49,8 +61,39 @@ pub fn classify(name: &str) -> ZoneName {
     ZoneName::Unknown { reason: "not an IANA time zone".into(), suggestion: nearest(name) }
 }
 
+/// The whole hours of an offset written as a zone (`UTC+2`, `GMT-05:00`, `+02:00`), or
+/// `i32::MAX` for an offset that is not whole hours; `None` for anything else.
+fn utc_offset(name: &str) -> Option<i32> {
+    let upper = name.trim().to_ascii_uppercase();
+    let rest = upper.strip_prefix("UTC").or_else(|| upper.strip_prefix("GMT")).unwrap_or(&upper);
+    let (sign, digits) = match rest.as_bytes().first()? {
+        b'+' => (1, &rest[1..]),
+        b'-' => (-1, &rest[1..]),
+        _ => return None,
+    };
+    let (hours, minutes) = digits.split_once(':').unwrap_or(match digits.len() {
+        3 | 4 => digits.split_at(digits.len() - 2),
+        _ => (digits, "00"),
+    });
+    let all_digits =
+        |s: &str| !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(hours) || !all_digits(minutes) {
+        return None;
+    }
+    let hours: i32 = hours.parse().ok()?;
+    Some(if minutes == "00" { sign * hours } else { i32::MAX })
+}
+
 /// What to write instead of a name that is not a zone, as the end of a sentence.
 pub fn unknown_hint(reason: &str, suggestion: Option<&str>) -> String {
+    if reason.contains("offset") {
+        let fixed = suggestion.map_or(String::new(), |zone| {
+            format!(", or `{zone}` for that offset all year round, with no daylight saving")
+        });
+        return format!(
+            ": write the location whose clocks you mean, such as `Europe/Paris`{fixed}"
+        );
+    }
     match (suggestion, reason.contains("abbreviation")) {
         (Some(zone), true) => format!(": write a location such as `{zone}`"),
         (None, true) => ": write a location such as `Europe/Paris`".to_string(),
@@ -391,6 +434,36 @@ mod tests {
         for (_, zone) in ABBREVIATIONS {
             assert!(matches!(classify(zone), ZoneName::Canonical(_)), "{zone} is current");
         }
+    }
+
+    #[test]
+    fn an_offset_or_an_empty_name_says_what_it_is() {
+        let said = |name: &str| match classify(name) {
+            ZoneName::Unknown { reason, suggestion } => {
+                format!("{reason}{}", unknown_hint(&reason, suggestion.as_deref()))
+            }
+            other => panic!("{name} is {other:?}"),
+        };
+        assert_eq!(
+            said("UTC+2"),
+            "a UTC offset, not an IANA zone: write the location whose clocks you mean, such as \
+             `Europe/Paris`, or `Etc/GMT-2` for that offset all year round, with no daylight \
+             saving"
+        );
+        for (name, fixed) in [
+            ("GMT-05:00", "Etc/GMT+5"),
+            ("+0530", ""),
+            ("utc+14", "Etc/GMT-14"),
+            ("UTC-0", "Etc/UTC"),
+        ] {
+            let said = said(name);
+            assert!(said.starts_with("a UTC offset"), "{name}: {said}");
+            assert_eq!(said.contains("all year"), !fixed.is_empty(), "{name}: {said}");
+            assert!(said.contains(&format!("`{fixed}`")) || fixed.is_empty(), "{name}: {said}");
+        }
+        assert_eq!(said(""), "empty, not a zone (a name such as `Europe/Paris` or `UTC`)");
+        assert_eq!(said("  "), "empty, not a zone (a name such as `Europe/Paris` or `UTC`)");
+        assert!(said("UTC+x").starts_with("not an IANA time zone"));
     }
 
     #[test]
