@@ -391,9 +391,37 @@ pub fn default_id(relative: &str) -> String {
 }
 
 /// Lists the job files under `root`, sorted by path: `*.yaml` and `*.yml`, skipping hidden
-/// entries, editor leftovers and symlinks that lead outside `root`.
+/// entries, editor leftovers and symlinks that lead outside `root` or nowhere.
 pub fn discover(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(discover_with_metadata(root)?.into_iter().map(|(path, _)| path).collect())
+}
+
+/// [`discover`], and the symlinks it passed over, with why, in path order.
+pub fn discover_with_skipped(root: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<SkippedLink>)> {
+    let listing = list(root)?;
+    Ok((listing.files.into_iter().map(|(path, _)| path).collect(), listing.skipped))
+}
+
+/// A symlink with a job file's name that the listing did not follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedLink {
+    pub path: PathBuf,
+    /// Why, as the end of a sentence: "leads outside the jobs directory".
+    pub why: &'static str,
+}
+
+/// The job files of a folder and the links passed over.
+#[derive(Default)]
+struct Listing {
+    files: Vec<(PathBuf, std::fs::Metadata)>,
+    skipped: Vec<SkippedLink>,
+}
+
+impl Listing {
+    fn extend(&mut self, other: Listing) {
+        self.files.extend(other.files);
+        self.skipped.extend(other.skipped);
+    }
 }
 
 /// [`discover`], with each file's metadata (of the symlink's target, for a symlink), read on
@@ -404,6 +432,10 @@ pub fn discover(root: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// error naming the link, since following it would never end. An entry deleted while the
 /// walk runs is passed over: the watcher brings another pass.
 pub fn discover_with_metadata(root: &Path) -> std::io::Result<Vec<(PathBuf, std::fs::Metadata)>> {
+    Ok(list(root)?.files)
+}
+
+fn list(root: &Path) -> std::io::Result<Listing> {
     let canonical_root = root.canonicalize()?;
     let top = entries(root, &canonical_root, &[])?
         .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
@@ -411,14 +443,15 @@ pub fn discover_with_metadata(root: &Path) -> std::io::Result<Vec<(PathBuf, std:
         .iter()
         .filter_map(|e| match e {
             Entry::Folder(folder) => Some(folder),
-            Entry::File(..) => None,
+            Entry::File(..) | Entry::Skipped(_) => None,
         })
         .collect();
     let mut listings = list_folders(&folders, &canonical_root)?.into_iter();
-    let mut found = Vec::new();
+    let mut found = Listing::default();
     for entry in top {
         match entry {
-            Entry::File(path, meta) => found.push((path, meta)),
+            Entry::File(path, meta) => found.files.push((path, meta)),
+            Entry::Skipped(link) => found.skipped.push(link),
             Entry::Folder(_) => found.extend(listings.next().expect("one listing per folder")),
         }
     }
@@ -429,6 +462,7 @@ pub fn discover_with_metadata(root: &Path) -> std::io::Result<Vec<(PathBuf, std:
 enum Entry {
     File(PathBuf, std::fs::Metadata),
     Folder(Folder),
+    Skipped(SkippedLink),
 }
 
 /// A folder to list: its path as walked, and the real folders from the root down to it.
@@ -473,8 +507,18 @@ fn entries(
             Ok(kind) if kind.is_symlink() => {
                 // A ConfigMap mount is symlinks inside the directory; one that leaves it, or
                 // leads nowhere, is not ours.
-                let Ok(target) = path.canonicalize() else { continue };
+                let job_name = shown.ends_with(".yaml") || shown.ends_with(".yml");
+                let skip = |why| Entry::Skipped(SkippedLink { path: path.clone(), why });
+                let Ok(target) = path.canonicalize() else {
+                    if job_name {
+                        entries.push(skip("leads to nothing that exists"));
+                    }
+                    continue;
+                };
                 if !target.starts_with(canonical_root) {
+                    if job_name {
+                        entries.push(skip("leads outside the jobs directory"));
+                    }
                     continue;
                 }
                 match std::fs::metadata(&path) {
@@ -520,14 +564,11 @@ fn at(path: &Path, e: std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
-fn walk(
-    folder: &Folder,
-    canonical_root: &Path,
-    found: &mut Vec<(PathBuf, std::fs::Metadata)>,
-) -> std::io::Result<()> {
+fn walk(folder: &Folder, canonical_root: &Path, found: &mut Listing) -> std::io::Result<()> {
     for entry in entries(&folder.path, canonical_root, &folder.inside)?.unwrap_or_default() {
         match entry {
-            Entry::File(path, meta) => found.push((path, meta)),
+            Entry::File(path, meta) => found.files.push((path, meta)),
+            Entry::Skipped(link) => found.skipped.push(link),
             Entry::Folder(below) => walk(&below, canonical_root, found)?,
         }
     }
@@ -536,13 +577,10 @@ fn walk(
 
 /// The job files under each folder, in order. The folders are shared out over a few threads:
 /// a listing costs one `stat` per file, and at thousands of files those are most of its time.
-fn list_folders(
-    folders: &[&Folder],
-    canonical_root: &Path,
-) -> std::io::Result<Vec<Vec<(PathBuf, std::fs::Metadata)>>> {
+fn list_folders(folders: &[&Folder], canonical_root: &Path) -> std::io::Result<Vec<Listing>> {
     let list = |folder: &Folder| {
-        let mut files = Vec::new();
-        walk(folder, canonical_root, &mut files).map(|()| files)
+        let mut found = Listing::default();
+        walk(folder, canonical_root, &mut found).map(|()| found)
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if threads < 2 || folders.len() < 2 {
@@ -681,6 +719,17 @@ mod tests {
         symlink("missing.yaml", root.join("dangling.yaml")).unwrap();
         symlink("itself.yaml", root.join("itself.yaml")).unwrap();
         assert_eq!(job_files(&root), ["books.yaml"]);
+        let (_, skipped) = discover_with_skipped(&root).unwrap();
+        let skipped: Vec<(String, &str)> =
+            skipped.iter().map(|l| (relative_path(&root, &l.path), l.why)).collect();
+        assert_eq!(
+            skipped,
+            [
+                ("dangling.yaml".into(), "leads to nothing that exists"),
+                ("itself.yaml".into(), "leads to nothing that exists"),
+                ("outside.yaml".into(), "leads outside the jobs directory"),
+            ]
+        );
         let error = discover(&dir.path().join("nope")).unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
     }

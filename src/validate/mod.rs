@@ -218,9 +218,16 @@ pub type Manifests = std::collections::HashMap<String, crate::provider::Capabili
 /// that default IDs are taken relative to. Files are reported in path order, each once.
 pub fn check_paths(paths: &[PathBuf], root: &Path, ctx: &Context) -> std::io::Result<Report> {
     let mut files = Vec::new();
+    let mut notes = Vec::new();
     for path in paths {
         if path.is_dir() {
-            files.extend(spec::discover(path)?.into_iter().map(|f| (path.clone(), f)));
+            let (found, skipped) = spec::discover_with_skipped(path)?;
+            files.extend(found.into_iter().map(|f| (path.clone(), f)));
+            notes.extend(
+                skipped.into_iter().map(|link| {
+                    format!("{}: skipped: the symlink {}", link.path.display(), link.why)
+                }),
+            );
         } else if path.is_file() {
             let base = if path.starts_with(root) { root.to_path_buf() } else { parent_of(path) };
             files.push((base, path.clone()));
@@ -239,7 +246,7 @@ pub fn check_paths(paths: &[PathBuf], root: &Path, ctx: &Context) -> std::io::Re
         files.sort_by(|a, b| a.1.cmp(&b.1));
     }
 
-    let mut report = Report { files: check_files(&files, ctx), ..Report::default() };
+    let mut report = Report { files: check_files(&files, ctx), notes, ..Report::default() };
     flag_duplicate_ids(&mut report.files);
     for file in &mut report.files {
         if file.has_errors() {

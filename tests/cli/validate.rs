@@ -259,3 +259,19 @@ fn the_pre_commit_hook_runs_curator_validate_on_job_files() {
     assert_eq!(hook["pass_filenames"], false, "IDs are unique across the whole directory");
     assert!(hook["files"].as_str().unwrap().contains("ya?ml"));
 }
+
+#[test]
+fn a_job_file_symlink_that_is_not_followed_is_named_in_a_note() {
+    let sandbox = Sandbox::new();
+    sandbox.write("shared/books.yaml", JOB);
+    std::os::unix::fs::symlink("../shared/books.yaml", sandbox.path("jobs.d/books.yaml")).unwrap();
+    std::os::unix::fs::symlink("gone.yaml", sandbox.path("jobs.d/manga/typo.yaml")).unwrap();
+    let run = sandbox.run(&["validate", "jobs.d"]).success();
+    assert_eq!(
+        run.stdout(),
+        "note: jobs.d/books.yaml: skipped: the symlink leads outside the jobs directory\n\
+         note: jobs.d/manga/typo.yaml: skipped: the symlink leads to nothing that exists\n\
+         note: no database: library checks were skipped\n\
+         3 file(s), 3 valid job(s), 0 error(s), 0 warning(s)\n"
+    );
+}
