@@ -1,10 +1,11 @@
 //! The command line: argument definitions and one function per subcommand. Each returns an
 //! [`Exit`]; `main` maps errors and exits in one place.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
@@ -505,6 +506,7 @@ async fn jobs_list(config: &Config, output: Output) -> anyhow::Result<Exit> {
     let store = Store::open(&config.database).await?;
     let jobs = store.jobs().await?;
     let last = store.last_runs().await?;
+    let invalid = invalid_files(&store, config).await?;
     if output == Output::Json {
         let list: Vec<Value> = jobs
             .iter()
@@ -518,6 +520,7 @@ async fn jobs_list(config: &Config, output: Output) -> anyhow::Result<Exit> {
                     "nextFireAt": next_fire(j, config),
                     "sourceFile": j.source_file,
                     "git": j.git,
+                    "fileInvalid": invalid.contains_key(&j.source_file),
                     "lastRun": last.get(&j.id).map(|r| json!({"id": r.id, "status": r.status, "finishedAt": r.finished_at})),
                 })
             })
@@ -556,6 +559,18 @@ async fn jobs_list(config: &Config, output: Output) -> anyhow::Result<Exit> {
     if jobs.is_empty() {
         println!("no jobs: run `curator reconcile` (or start `curator serve`) to load jobs.d/");
     }
+    let stale: BTreeSet<&str> = jobs
+        .iter()
+        .filter(|j| invalid.contains_key(&j.source_file))
+        .map(|j| j.source_file.as_str())
+        .collect();
+    for file in stale {
+        println!(
+            "warning: {} has errors since the last pass; its jobs keep their last good version \
+             (`curator validate` shows why)",
+            config.jobs_dir.join(file).display()
+        );
+    }
     Ok(Exit::Ok)
 }
 
@@ -570,6 +585,7 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
         Err(StoreError::NotFound { .. }) => return Err(missing_job(&store, id).await),
         Err(e) => return Err(e.into()),
     };
+    let file_errors = invalid_files(&store, config).await?.remove(&job.source_file);
     let timing = timing_of(&job, config);
     let fires: Vec<DateTime<Utc>> = match &timing {
         Some(t) if job.enabled => {
@@ -583,6 +599,7 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
             "timezone": timing.as_ref().map(|t| t.zone.name()),
             "jitterMs": timing.as_ref().map(|t| t.jitter.as_millis() as u64),
             "nextFireTimes": fires,
+            "fileErrors": file_errors,
             "runs": runs,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -597,6 +614,14 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
         config.jobs_dir.join(&job.source_file).display(),
         job.source_line
     );
+    if let Some(errors) = &file_errors {
+        let _ = writeln!(
+            out,
+            "invalid:   the file has errors since the last pass ({}); this job keeps its last \
+             good version until they are fixed",
+            first_error(errors)
+        );
+    }
     let _ = writeln!(out, "hash:      {}", job.content_hash);
     let _ = writeln!(out, "git:       {}", git_line(job.git.as_ref()));
     let _ = writeln!(out, "enabled:   {}", job.enabled);
@@ -632,6 +657,33 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
     }
     print!("{out}");
     Ok(Exit::Ok)
+}
+
+/// The errors the last reconcile pass found in each job file, keyed by the file's path under
+/// the jobs directory: a job from such a file keeps its last good version until it is fixed.
+async fn invalid_files(
+    store: &Store,
+    config: &Config,
+) -> anyhow::Result<HashMap<String, Vec<crate::reconcile::FileError>>> {
+    let Some(status) = crate::reconcile::last_status(store).await? else {
+        return Ok(HashMap::new());
+    };
+    Ok(status
+        .invalid_files
+        .into_iter()
+        .map(|f| (crate::spec::relative_path(&config.jobs_dir, Path::new(&f.file)), f.errors))
+        .collect())
+}
+
+/// "line 4, column 9: `schedule.cron`: …", for the first error of a file.
+fn first_error(errors: &[crate::reconcile::FileError]) -> String {
+    let more = match errors.len() {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    errors.first().map_or_else(String::new, |e| {
+        format!("line {}, column {}: {}{more}", e.line, e.column, e.message)
+    })
 }
 
 /// A job file's Git state in words.

@@ -764,3 +764,50 @@ fn a_symlink_loop_in_the_jobs_directory_is_named_and_deletes_nothing() {
     let out = sandbox.run(&["reconcile", "--dry-run"]).expect_code(0).stdout();
     assert!(out.contains("No changes"), "{out}");
 }
+
+#[test]
+fn jobs_from_a_file_with_errors_say_so_until_it_is_fixed() {
+    let sandbox = Sandbox::new().prepared();
+    let good = std::fs::read_to_string(sandbox.path(STATUS)).unwrap();
+    sandbox.write(STATUS, &good.replace("scope: series_only", "scope: everything"));
+    sandbox.run(&["reconcile"]).expect_code(1);
+
+    let shown = sandbox.run(&["jobs", "show", "manga/curated-status"]).success().stdout();
+    assert!(
+        shown.contains(
+            "invalid:   the file has errors since the last pass (line 13, column 8: `scope`: \
+             `everything` is not a scope: write one of"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("this job keeps its last good version until they are fixed"), "{shown}");
+    let json = sandbox.json(&["jobs", "show", "manga/curated-status", "--output", "json"]);
+    assert_eq!(json["fileErrors"][0]["path"], "scope", "{json}");
+    let other = sandbox.json(&["jobs", "show", "books/curated-volumes", "--output", "json"]);
+    assert_eq!(other["fileErrors"], Value::Null);
+
+    let list = sandbox.run(&["jobs", "list"]).success().stdout();
+    assert!(
+        list.ends_with(
+            "warning: jobs.d/manga/curated-status.yaml has errors since the last pass; its jobs \
+             keep their last good version (`curator validate` shows why)\n"
+        ),
+        "{list}"
+    );
+    let list = sandbox.json(&["jobs", "list", "--output", "json"]);
+    let flagged: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["fileInvalid"] == true)
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(flagged, ["manga/curated-status"]);
+
+    sandbox.write(STATUS, &good);
+    sandbox.run(&["reconcile"]).success();
+    let list = sandbox.run(&["jobs", "list"]).success().stdout();
+    assert!(!list.contains("warning"), "{list}");
+    let shown = sandbox.run(&["jobs", "show", "manga/curated-status"]).success().stdout();
+    assert!(!shown.contains("invalid:"), "{shown}");
+}
