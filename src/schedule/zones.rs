@@ -119,11 +119,17 @@ fn fixed_offset_advice(name: &str) -> Option<&'static str> {
 /// The closest zone name to a misspelt one, by its current name.
 fn nearest(name: &str) -> Option<String> {
     let lower = name.to_lowercase();
+    let length = lower.chars().count();
+    let within = |zone: &str| (zone.len() / 4).max(2);
     let (distance, best) = chrono_tz::TZ_VARIANTS
         .iter()
-        .map(|zone| (strsim::damerau_levenshtein(&lower, &zone.name().to_lowercase()), zone.name()))
+        .map(|zone| zone.name())
+        // Lengths further apart than the distance allowed cannot match: skipping them keeps a
+        // long value from costing a comparison of its whole length with every zone.
+        .filter(|zone| length.abs_diff(zone.len()) <= within(zone))
+        .map(|zone| (strsim::damerau_levenshtein(&lower, &zone.to_lowercase()), zone))
         .min_by_key(|(distance, _)| *distance)?;
-    let close = distance <= (best.len() / 4).max(2);
+    let close = distance <= within(best);
     close.then(|| canonical_of(best).unwrap_or(best).to_string())
 }
 
@@ -464,6 +470,11 @@ mod tests {
         assert_eq!(said(""), "empty, not a zone (a name such as `Europe/Paris` or `UTC`)");
         assert_eq!(said("  "), "empty, not a zone (a name such as `Europe/Paris` or `UTC`)");
         assert!(said("UTC+x").starts_with("not an IANA time zone"));
+        // A name far longer than any zone is compared with none of them.
+        let long = "q".repeat(900_000);
+        assert_eq!(said(&long), "not an IANA time zone (a name such as `Europe/Paris` or `UTC`)");
+        assert_eq!(crate::validate::suggest(&long, ["series_only"].into_iter()), "");
+        assert_eq!(said("Europe/Pariss"), "not an IANA time zone; did you mean `Europe/Paris`?");
     }
 
     #[test]

@@ -549,9 +549,14 @@ fn flag_duplicate_ids(files: &mut [FileReport]) {
 /// `; did you mean `x`?` when a known word is close to what was written.
 pub fn suggest<'a>(written: &str, known: impl Iterator<Item = &'a str>) -> String {
     let lower = written.to_lowercase();
+    let length = lower.chars().count();
+    let within = |k: &str| (k.len() / 3).max(2);
     let best = known
+        // A word whose length is further off than the distance allowed cannot be meant; a long
+        // value is then never compared whole.
+        .filter(|k| length.abs_diff(k.chars().count()) <= within(k))
         .map(|k| (strsim::damerau_levenshtein(&lower, &k.to_lowercase()), k))
-        .filter(|(distance, k)| *distance <= (k.len() / 3).max(2))
+        .filter(|(distance, k)| *distance <= within(k))
         .min_by_key(|(distance, _)| *distance);
     match best {
         Some((_, word)) if word != written => format!("; did you mean `{word}`?"),
