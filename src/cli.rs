@@ -463,7 +463,7 @@ async fn reconcile_cmd(config: &Config, options: Options, output: Output) -> any
     // As `serve` does at start-up, so jobs for the config's catalog find their libraries; a dry
     // run against the real database instead counts the catalog's libraries in (see reconcile).
     if !options.dry_run || scratch.is_some() {
-        store.seed_catalogs(&config.catalog).await?;
+        store.seed_catalogs(&config.catalog, &config.database).await?;
     }
     let plan = reconcile::reconcile(&store, config, options).await;
     if let Some(path) = &scratch {
@@ -684,6 +684,23 @@ fn first_error(errors: &[crate::reconcile::FileError]) -> String {
     errors.first().map_or_else(String::new, |e| {
         format!("line {}, column {}: {}{more}", e.line, e.column, e.message)
     })
+}
+
+/// The error and its causes, each said once: an error that already quotes its cause in its
+/// own message (most driver errors do) does not have it repeated after it.
+pub fn described(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
 }
 
 /// A job file's Git state in words.
@@ -1016,8 +1033,16 @@ async fn db_restore(config: &Config, file: &std::path::Path) -> anyhow::Result<E
     if done.from_version < done.to_version {
         println!("upgraded its schema from version {} to {}", done.from_version, done.to_version);
     }
-    if let Some(previous) = &done.previous {
-        println!("the database it replaced is kept as {}", previous.display());
+    match (&done.previous, &done.unreadable) {
+        (Some(previous), None) => {
+            println!("the database it replaced is kept as {}", previous.display());
+        }
+        (Some(previous), Some(why)) => println!(
+            "the database it replaced could not be read ({why}); its files are kept as they were, \
+             as {}",
+            previous.display()
+        ),
+        (None, _) => {}
     }
     Ok(Exit::Ok)
 }

@@ -55,7 +55,7 @@ async fn main() -> ExitCode {
                 ExitCode::from(Exit::Usage as u8)
             }
             None => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", curator::cli::described(&e));
                 ExitCode::from(Exit::Invalid as u8)
             }
         },

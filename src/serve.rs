@@ -99,7 +99,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         web::describe_metrics();
     }
     let store = Store::open(&config.database).await?.with_run_lease(config.run_lease);
-    for (path, counts) in store.seed_catalogs(&config.catalog).await? {
+    for (path, counts) in store.seed_catalogs(&config.catalog, &config.database).await? {
         // Every start seeds; only a seed that added something is news.
         if counts == crate::store::ImportCounts::default() {
             tracing::debug!(file = %path.display(), "catalog seeded, nothing added");

@@ -136,7 +136,22 @@ async fn check_database(url: &str) -> Result<(), String> {
         return Ok(());
     };
     if path.exists() {
-        return crate::store::backup::inspect(&path).await.map(|_| ());
+        crate::store::backup::inspect(&path).await?;
+        // The server writes the file, and its log and index beside it.
+        let folder = match path.parent() {
+            Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        for (what, place) in [("the database", &path), ("its folder", &folder)] {
+            if !writable(place) {
+                return Err(format!(
+                    "{what} `{}` is not writable by this user: curator writes the database \
+                     and its `-wal` and `-shm` files beside it",
+                    place.display()
+                ));
+            }
+        }
+        return Ok(());
     }
     // A new database is created on first use, with its folder: the nearest existing folder
     // must be writable.

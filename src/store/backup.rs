@@ -24,6 +24,9 @@ pub struct Restore {
     /// The database that was replaced, and where its last state was kept; `None` when there
     /// was no database yet.
     pub previous: Option<PathBuf>,
+    /// Why the replaced database could not be copied cleanly, when it could not (it was
+    /// damaged): its files were then kept byte for byte.
+    pub unreadable: Option<String>,
     /// Schema versions of the restored file before and after its upgrade.
     pub from_version: i64,
     pub to_version: i64,
@@ -141,12 +144,24 @@ pub async fn restore(url: &str, file: &Path) -> anyhow::Result<Restore> {
         return Err(e.context(format!("cannot upgrade `{}`", file.display())));
     }
 
+    let mut unreadable = None;
     let previous = if db.is_file() {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         let kept = PathBuf::from(format!("{}.before-restore-{stamp}", db.display()));
         if let Err(e) = vacuum_into(&db, &kept).await {
-            remove_with_logs(&staged);
-            return Err(e.context("cannot keep a copy of the current database; nothing changed"));
+            // A damaged database cannot be read for a clean copy, and it is what a restore is
+            // most often for: keep its files byte for byte instead.
+            remove_with_logs(&kept);
+            if let Err(copy) = copy_with_logs(&db, &kept) {
+                remove_with_logs(&kept);
+                remove_with_logs(&staged);
+                return Err(copy.context(format!(
+                    "cannot keep a copy of the current database (a clean copy failed too: {}); \
+                     nothing changed",
+                    crate::cli::described(&e)
+                )));
+            }
+            unreadable = Some(crate::cli::described(&e));
         }
         Some(kept)
     } else {
@@ -158,7 +173,7 @@ pub async fn restore(url: &str, file: &Path) -> anyhow::Result<Restore> {
     std::fs::rename(&staged, &db)
         .with_context(|| format!("cannot move the restored database to `{}`", db.display()))?;
     let to_version = migrator().migrations.iter().map(|m| m.version).max().unwrap_or_default();
-    Ok(Restore { previous, from_version: schema.version, to_version })
+    Ok(Restore { previous, unreadable, from_version: schema.version, to_version })
 }
 
 /// Checks that `file` is an intact curator database whose schema this release knows, and says
@@ -271,6 +286,19 @@ async fn connect(path: &Path, read_only: bool) -> anyhow::Result<SqliteConnectio
 fn sibling(path: &Path, what: &str) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
+}
+
+/// Copies an SQLite file and its write-ahead log and shared-memory index, where they exist.
+fn copy_with_logs(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let (source, target) =
+            (format!("{}{suffix}", from.display()), format!("{}{suffix}", to.display()));
+        if suffix.is_empty() || Path::new(&source).is_file() {
+            std::fs::copy(&source, &target)
+                .with_context(|| format!("cannot copy `{source}` to `{target}`"))?;
+        }
+    }
+    Ok(())
 }
 
 fn remove_with_logs(path: &Path) {

@@ -108,20 +108,23 @@ impl Store {
     /// Seeds the catalog from files: adds what the database lacks and overwrites nothing, so
     /// every start (and every `curator reconcile`) can do it safely. The counts are of what was
     /// added.
+    /// A catalog file that cannot be read is a [`crate::config::ConfigError`] naming its line; a
+    /// database that refuses the rows is an error naming the database at `url`.
     pub async fn seed_catalogs(
         &self,
         paths: &[PathBuf],
-    ) -> Result<Vec<(PathBuf, ImportCounts)>, crate::config::ConfigError> {
+        url: &str,
+    ) -> anyhow::Result<Vec<(PathBuf, ImportCounts)>> {
         let mut done = Vec::new();
         for path in paths {
             let catalog = CatalogFile::read(path)?;
             let counts = self.import_catalog(&catalog, ImportMode::Seed).await.map_err(|e| {
-                let mut error = crate::config::ConfigError {
-                    file: path.display().to_string(),
-                    problems: Vec::new(),
-                };
-                error.push(None, e.to_string());
-                error
+                anyhow::anyhow!(
+                    "cannot add the catalog `{}` to the database `{}`: {e}{}",
+                    path.display(),
+                    redact_url(url),
+                    read_only(&e)
+                )
             })?;
             done.push((path.clone(), counts));
         }
@@ -371,7 +374,7 @@ pub enum StoreError {
     NotFound { what: &'static str, id: String },
     /// `url` is already redacted. The driver's error is part of the message, not a source, so
     /// it is printed once.
-    #[error("cannot open the database `{url}`: {error}")]
+    #[error("cannot open the database `{url}`: {error}{}", damaged(.error))]
     Open { url: String, error: sqlx::Error },
     #[error(
         "database URL `{url}` is not supported: expected `sqlite:` (for example \
@@ -384,12 +387,32 @@ pub enum StoreError {
          interrupted"
     )]
     RunLost { id: i64 },
-    #[error("cannot upgrade the database schema: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Like [`StoreError::Open`], the driver's error is part of the message.
+    #[error("cannot upgrade the schema of the database `{url}`: {error}{}", damaged(.error))]
+    Migrate { url: String, error: sqlx::migrate::MigrateError },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("stored {what} cannot be read: {reason}")]
     Corrupt { what: &'static str, reason: String },
+}
+
+/// What to do about a database file that SQLite finds damaged, as the end of a sentence.
+fn damaged(error: &impl std::fmt::Display) -> &'static str {
+    let text = error.to_string();
+    if text.contains("malformed") || text.contains("not a database") {
+        ": the file is damaged; put a backup in its place with `curator db restore FILE`"
+    } else {
+        ""
+    }
+}
+
+/// What to do about a database that refuses writes, as the end of a sentence.
+pub fn read_only(error: &impl std::fmt::Display) -> &'static str {
+    if error.to_string().contains("readonly database") {
+        ": the user running curator must be able to write the database file and its folder"
+    } else {
+        ""
+    }
 }
 
 /// A job as the reconciler last applied it.

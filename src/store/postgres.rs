@@ -57,7 +57,10 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError::Migrate { url: redact_url(url), error })?;
         Ok(PgStore { pool, lease: DEFAULT_RUN_LEASE })
     }
 

@@ -53,7 +53,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError::Migrate { url: redact_url(url), error })?;
         Ok(SqliteStore { pool, lease: DEFAULT_RUN_LEASE })
     }
 

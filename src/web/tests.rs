@@ -34,7 +34,7 @@ async fn world_with(extra: &str, listen: &str) -> World {
     std::fs::write(&config_path, format!("{text}{extra}")).unwrap();
     let config = Config::load(Some(&config_path), &Overrides::default()).unwrap();
     let store = Store::open(&config.database).await.unwrap();
-    store.seed_catalogs(&config.catalog).await.unwrap();
+    store.seed_catalogs(&config.catalog, &config.database).await.unwrap();
     reconcile::reconcile(&store, &config, Options::default()).await.unwrap();
     let registry = Arc::new(Registry::new(&config.providers));
     let notifier = crate::webhook::Notifier::start(Vec::new());

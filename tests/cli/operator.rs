@@ -681,6 +681,71 @@ fn db_restore_puts_a_backup_back_and_keeps_the_database_it_replaces() {
 }
 
 #[test]
+fn a_damaged_database_is_named_with_the_way_out_and_restore_replaces_it() {
+    let sandbox = Sandbox::new().prepared();
+    sandbox.run(&["db", "backup", "good.db"]).success();
+    // Pages after the header overwritten, as a failing disk or a bad copy leaves them; the
+    // log folded in first, so that the damage is where the rows are.
+    sandbox.sql("PRAGMA wal_checkpoint(TRUNCATE)");
+    let path = sandbox.path("data/curator.db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[4096..].fill(0xab);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let broken = sandbox.run(&["jobs", "list"]).expect_code(1).stderr();
+    assert!(broken.contains("sqlite://data/curator.db"), "the file is named: {broken}");
+    assert!(broken.contains("`curator db restore FILE`"), "the way out is named: {broken}");
+    assert_eq!(broken.matches("malformed").count(), 1, "the cause is said once: {broken}");
+
+    let restored = sandbox.run(&["db", "restore", "good.db"]).success().stdout();
+    assert!(restored.contains("the database it replaced could not be read ("), "{restored}");
+    let kept: Vec<PathBuf> = std::fs::read_dir(sandbox.path("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("curator.db.before-restore-"))
+        .filter(|p| {
+            !p.to_string_lossy().ends_with("-wal") && !p.to_string_lossy().ends_with("-shm")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "its log files, if any, are kept beside it: {kept:?}");
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), bytes, "the damaged file is kept byte for byte");
+    assert_eq!(count(&sandbox, "data/curator.db", "jobs"), 3);
+    sandbox.run(&["jobs", "list"]).success();
+}
+
+#[test]
+fn a_database_that_refuses_writes_is_named_not_the_catalog() {
+    let sandbox = Sandbox::new().prepared();
+    // Opened read-only, as a file the user may not write is; root may write any file, so the
+    // URL asks for it.
+    let output = sandbox
+        .command(&["reconcile"])
+        .env("CURATOR_DATABASE_URL", "sqlite://data/curator.db?mode=ro")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: cannot add the catalog `examples/catalog.yaml` to the database \
+             `sqlite://data/curator.db?mode=ro`: "
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "attempt to write a readonly database: the user running curator must be able to \
+             write the database file and its folder"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("examples/catalog.yaml: error"),
+        "the catalog is not blamed: {stderr}"
+    );
+}
+
+#[test]
 fn db_restore_refuses_files_that_are_not_curator_databases() {
     let sandbox = Sandbox::new().prepared();
     sandbox.write("notes.txt", "these are not the rows you are looking for\n");
