@@ -202,6 +202,9 @@ pub struct JobDetail {
     pub content_hash: String,
     /// The next three firings; empty for a disabled job.
     pub next_fire_times: Vec<FireTime>,
+    /// The errors the job's file had at the last reconcile pass; empty when it had none.
+    /// While it has some, the job keeps running its last good version.
+    pub file_errors: Vec<FileErrorView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -312,6 +315,18 @@ pub struct FileErrorView {
     pub path: String,
     pub code: String,
     pub message: String,
+}
+
+impl From<crate::reconcile::FileError> for FileErrorView {
+    fn from(e: crate::reconcile::FileError) -> FileErrorView {
+        FileErrorView {
+            line: e.line,
+            column: e.column,
+            path: e.path,
+            code: e.code,
+            message: e.message,
+        }
+    }
 }
 
 /// A configured provider and how it is doing.
@@ -575,6 +590,10 @@ pub async fn job_detail(state: &AppState, id: &str) -> ApiResult<JobDetail> {
         _ => Vec::new(),
     };
     let (file, repository_path) = job_file(state, &job.source_file);
+    let file_errors = crate::reconcile::last_status(&state.store)
+        .await?
+        .and_then(|s| s.invalid_files.into_iter().find(|f| f.file == file))
+        .map_or_else(Vec::new, |f| f.errors.into_iter().map(FileErrorView::from).collect());
     Ok(JobDetail {
         summary,
         spec: job.spec_json.clone(),
@@ -584,6 +603,7 @@ pub async fn job_detail(state: &AppState, id: &str) -> ApiResult<JobDetail> {
         repository_path,
         content_hash: job.content_hash.clone(),
         next_fire_times,
+        file_errors,
         created_at: job.created_at,
         updated_at: job.updated_at,
     })
@@ -618,17 +638,7 @@ pub async fn reconcile_view(state: &AppState) -> ApiResult<Option<ReconcileView>
             .into_iter()
             .map(|f| InvalidFileView {
                 file: f.file,
-                errors: f
-                    .errors
-                    .into_iter()
-                    .map(|e| FileErrorView {
-                        line: e.line,
-                        column: e.column,
-                        path: e.path,
-                        code: e.code,
-                        message: e.message,
-                    })
-                    .collect(),
+                errors: f.errors.into_iter().map(FileErrorView::from).collect(),
             })
             .collect(),
     }))

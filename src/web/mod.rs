@@ -87,6 +87,12 @@ async fn api_error_shape(
         let message = rejection_message(&String::from_utf8_lossy(&text), &path, &query);
         return ui::error_page(status, message);
     }
+    // A path nothing serves gets a page saying so, not an empty answer.
+    let is_empty = response.headers().get(header::CONTENT_TYPE).is_none();
+    if !path.starts_with("/api/") && status == StatusCode::NOT_FOUND && is_empty {
+        let message = format!("there is no page at `{path}`: the jobs are at /");
+        return ui::error_page(status, message);
+    }
     if !path.starts_with("/api/")
         || is_json
         || !(status.is_client_error() || status.is_server_error())

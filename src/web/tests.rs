@@ -426,6 +426,12 @@ async fn runs_and_their_entries_are_paginated() {
     assert_eq!(bad.body["message"], "`limit` must be from 1 to 200, not `0`");
     assert_eq!(world.get("/api/v1/jobs/nope/runs").await.status, StatusCode::NOT_FOUND);
     assert_eq!(world.get("/api/v1/runs/999").await.status, StatusCode::NOT_FOUND);
+
+    let page = world.get("/nope").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    let text = page.body.as_str().unwrap();
+    assert!(text.contains("there is no page at `/nope`: the jobs are at /"), "{text}");
 }
 
 #[tokio::test]
@@ -450,6 +456,17 @@ async fn reconcile_status_names_each_invalid_file_and_line() {
     assert!(invalid[0]["file"].as_str().unwrap().ends_with("jobs.d/broken.yaml"), "{invalid}");
     assert!(invalid[0]["errors"][0]["line"].as_u64().unwrap() >= 1);
     assert!(invalid[0]["errors"][0]["message"].is_string());
+
+    // A job whose own file breaks says so, and keeps its last good version.
+    let job = world.get("/api/v1/jobs/manga%2Fcurated-status").await.body;
+    assert_eq!(job["fileErrors"], Value::Array(vec![]));
+    let file = dir.join("manga/curated-status.yaml");
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, good.replace("scope: series_only", "scope: everything")).unwrap();
+    reconcile::reconcile(&world.state.store, &config, Options::default()).await.unwrap();
+    let job = world.get("/api/v1/jobs/manga%2Fcurated-status").await.body;
+    assert_eq!(job["fileErrors"][0]["path"], "scope", "{job}");
+    assert_eq!(job["scope"], "series_only", "the last good version stands");
 }
 
 #[tokio::test]
