@@ -20,7 +20,7 @@ use crate::reconcile::{self, Options};
 use crate::run::{Runner, Trigger};
 use crate::schedule::{self, Timing};
 use crate::store::{CancelOutcome, GitState, ImportMode, JobRow, RunRow, Store, StoreError};
-use crate::validate::{self, Context};
+use crate::validate::{self, Context, spelled_out};
 
 pub mod reference;
 
@@ -555,7 +555,7 @@ async fn jobs_list(config: &Config, output: Output) -> anyhow::Result<Exit> {
             last_run,
         ]);
     }
-    print!("{}", table(&rows));
+    print!("{}", spelled_out(&table(&rows)));
     if jobs.is_empty() {
         println!("no jobs: run `curator reconcile` (or start `curator serve`) to load jobs.d/");
     }
@@ -565,7 +565,7 @@ async fn jobs_list(config: &Config, output: Output) -> anyhow::Result<Exit> {
         .map(|j| j.source_file.as_str())
         .collect();
     for file in stale {
-        println!(
+        eprintln!(
             "warning: {} has errors since the last pass; its jobs keep their last good version \
              (`curator validate` shows why)",
             config.jobs_dir.join(file).display()
@@ -599,6 +599,7 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
             "timezone": timing.as_ref().map(|t| t.zone.name()),
             "jitterMs": timing.as_ref().map(|t| t.jitter.as_millis() as u64),
             "nextFireTimes": fires,
+            "fileInvalid": file_errors.is_some(),
             "fileErrors": file_errors,
             "runs": runs,
         });
@@ -655,7 +656,7 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
             let _ = writeln!(out, "  {}", run_line(run));
         }
     }
-    print!("{out}");
+    print!("{}", spelled_out(&out));
     Ok(Exit::Ok)
 }
 
@@ -808,7 +809,7 @@ async fn runs_list(
         println!("{}", serde_json::to_string_pretty(&runs)?);
     } else {
         for run in &runs {
-            println!("{}", run_line(run));
+            println!("{}", spelled_out(&run_line(run)));
         }
         if runs.is_empty() {
             println!("no runs");
@@ -865,7 +866,7 @@ async fn preview_cmd(
     };
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&preview)?),
-        Output::Text => print!("{}", preview.render()),
+        Output::Text => print!("{}", spelled_out(&preview.render())),
     }
     Ok(Exit::Ok)
 }
@@ -904,7 +905,7 @@ async fn show_run(store: &Store, run: &RunRow, output: Output) -> anyhow::Result
             let _ = writeln!(out, "      {}: {} -> {}", c.field, c.before, c.after);
         }
     }
-    print!("{out}");
+    print!("{}", spelled_out(&out));
     Ok(())
 }
 

@@ -622,10 +622,18 @@ fn mismatch_message(doc: &yaml::Document, pointer: &str, inner: &str) -> (yaml::
     // Settings counted from 1; every other count may be 0.
     let min = u64::from(matches!(pointer, "/workers" | "/retention/maxRuns"));
     if inner.ends_with("expected u32") {
-        return (pos, whole(min, u64::from(u32::MAX)));
+        let max = if pointer == "/workers" { MAX_WORKERS } else { u32::MAX };
+        return (pos, whole(min, u64::from(max)));
     }
     if inner.ends_with("expected u64") || inner.ends_with("expected usize") {
         return (pos, whole(min, u64::MAX));
+    }
+    if pointer.is_empty()
+        && (inner.starts_with("invalid type") || inner.starts_with("invalid length"))
+    {
+        let message = "the config is a mapping of settings, one `key: value` per line (see \
+                       `curator init` for a commented example), not a list or a single value";
+        return (pos, message.to_string());
     }
     if inner.starts_with("invalid type") {
         let expected = inner.rsplit_once(", expected ").map_or("", |(_, e)| e);
@@ -801,6 +809,8 @@ mod tests {
             ("runLease: soon\n", "curator.yaml:1:11", "`runLease`: `soon` is not a duration"),
             ("workers: 0\n", "curator.yaml:1:10", "`workers` must be from 1 to 256"),
             ("workers: 4000000000\n", "curator.yaml:1:10", "`workers` must be from 1 to 256"),
+            ("workers: -1\n", "curator.yaml:1:10", "`-1` is not a whole number from 1 to 256"),
+            ("- a\n- b\n", "curator.yaml:1:1", "the config is a mapping of settings"),
             ("listn: x\n", "curator.yaml:1:1", "unknown key `listn`; did you mean `listen`?"),
             ("timezone: Mars/Base\n", "curator.yaml:1:11", "`Mars/Base` is not an IANA time zone"),
             ("providers:\n  - name: a\n    kind: directory\n", "curator.yaml:2:5", "has no `path`"),
@@ -862,7 +872,7 @@ providers:
         assert_eq!(
             shown,
             "\
-curator.yaml:1:10: error: `workers`: `many` is not a whole number from 1 to 4294967295
+curator.yaml:1:10: error: `workers`: `many` is not a whole number from 1 to 256
 curator.yaml:2:1: error: unknown key `listn`; did you mean `listen`?
 curator.yaml:3:11: error: `runLease`: `forever` is not a duration of a second or more (for example `30s`)
 curator.yaml:4:11: error: `timezone`: `Europe/Pariss` is not an IANA time zone; did you mean `Europe/Paris`?

@@ -340,6 +340,9 @@ fn decide(input: &Input, report: &Report) -> Plan {
                 "not deleted while {} cannot be read as jobs: it may declare this one",
                 file.file.display()
             )));
+        } else if input.directory_error.is_some_and(|e| !e.missing) {
+            // Listing failed part-way: a file not seen may be there all the same.
+            plan.kept.push(held("not deleted while the jobs directory cannot be listed".into()));
         } else {
             plan.delete.push(Deleted {
                 id: row.id.clone(),
@@ -376,17 +379,9 @@ fn guard(input: &Input, plan: &mut Plan) {
     let emptied = deletes > 0 && remaining == 0;
     if let Some(error) = input.directory_error {
         if !error.missing {
-            // A directory that exists but cannot be listed is not empty: nothing in it is gone.
+            // A directory that exists but cannot be listed is not empty: its jobs were kept
+            // above, and --allow-empty does not make it so.
             plan.directory_error = Some(error.to_string());
-            if deletes > 0 {
-                plan.refused = Some(Refusal {
-                    guard: Guard::EmptyDirectory,
-                    message: format!(
-                        "{error}: refusing to delete its {deletes} job(s) while it cannot be \
-                         listed, with or without --allow-empty"
-                    ),
-                });
-            }
         } else if options.allow_empty {
             plan.report.notes.push(format!("{error}: taken as empty (--allow-empty)"));
         } else {

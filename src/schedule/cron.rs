@@ -135,13 +135,13 @@ fn check_nickname(expr: &str, fields: &[(usize, &str)]) -> Result<(), CronProble
         return parser().parse(expr).map(|_| ()).map_err(|e| problem(offset, &reason(&e)));
     }
     let hint = if word.eq_ignore_ascii_case("@midnight") {
-        " (`@midnight` is `@daily`)".to_string()
+        "; `@midnight` is `@daily`".to_string()
     } else {
         crate::validate::suggest(word, NICKNAMES.iter().copied())
     };
     let message = format!(
         "`{word}` is not a nickname curator knows: use `@hourly`, `@daily`, `@weekly`, \
-         `@monthly` or `@yearly`{hint}"
+         `@monthly` or `@yearly` (also `@annually`){hint}"
     );
     Err(problem(offset, &message))
 }
@@ -276,12 +276,12 @@ mod tests {
         assert_eq!(
             error("@midnight").1,
             "`@midnight` is not a nickname curator knows: use `@hourly`, `@daily`, `@weekly`, \
-             `@monthly` or `@yearly` (`@midnight` is `@daily`)"
+             `@monthly` or `@yearly` (also `@annually`); `@midnight` is `@daily`"
         );
         assert_eq!(
             error("@weekley").1,
             "`@weekley` is not a nickname curator knows: use `@hourly`, `@daily`, `@weekly`, \
-             `@monthly` or `@yearly`; did you mean `@weekly`?"
+             `@monthly` or `@yearly` (also `@annually`); did you mean `@weekly`?"
         );
         assert_eq!(error("@daily 4").0, 7);
     }

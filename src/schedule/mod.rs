@@ -221,7 +221,7 @@ mod tests {
         assert!(parse_cron("@daily").is_ok());
         assert!(parse_cron("30 0 4 * * *").is_ok(), "a leading seconds field is accepted");
         assert!(parse_cron("@annually").is_ok());
-        assert!(parse_cron("@midnight").unwrap_err().contains("(`@midnight` is `@daily`)"));
+        assert!(parse_cron("@midnight").unwrap_err().contains("; `@midnight` is `@daily`"));
         assert!(parse_cron("60 * * * *").unwrap_err().contains("minute"));
         assert!(parse_cron("0 4 * *").unwrap_err().starts_with("expected 5 fields"));
         assert!(parse_cron("0 25 * * *").unwrap_err().contains("hour"));

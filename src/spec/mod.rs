@@ -436,8 +436,8 @@ pub fn discover_with_metadata(root: &Path) -> std::io::Result<Vec<(PathBuf, std:
 }
 
 fn list(root: &Path) -> std::io::Result<Listing> {
-    let canonical_root = root.canonicalize()?;
-    let top = entries(root, &canonical_root, &[])?
+    let root = Root { shown: root, real: root.canonicalize()? };
+    let top = entries(root.shown, &root, &[])?
         .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
     let folders: Vec<&Folder> = top
         .iter()
@@ -446,7 +446,7 @@ fn list(root: &Path) -> std::io::Result<Listing> {
             Entry::File(..) | Entry::Skipped(_) => None,
         })
         .collect();
-    let mut listings = list_folders(&folders, &canonical_root)?.into_iter();
+    let mut listings = list_folders(&folders, &root)?.into_iter();
     let mut found = Listing::default();
     for entry in top {
         match entry {
@@ -456,6 +456,12 @@ fn list(root: &Path) -> std::io::Result<Listing> {
         }
     }
     Ok(found)
+}
+
+/// The jobs directory as the user names it, and the real folder it is.
+struct Root<'a> {
+    shown: &'a Path,
+    real: PathBuf,
 }
 
 /// One entry of a folder that matters to a listing.
@@ -475,13 +481,9 @@ struct Folder {
 /// lists files in path order without sorting whole paths afterwards. `inside` holds the real
 /// (canonical) folders from the root down to `dir`, `dir` included. `None` when `dir` was
 /// deleted before it could be listed.
-fn entries(
-    dir: &Path,
-    canonical_root: &Path,
-    inside: &[PathBuf],
-) -> std::io::Result<Option<Vec<Entry>>> {
+fn entries(dir: &Path, root: &Root, inside: &[PathBuf]) -> std::io::Result<Option<Vec<Entry>>> {
     let inside = match inside {
-        [] => vec![canonical_root.to_path_buf()],
+        [] => vec![root.real.clone()],
         _ => inside.to_vec(),
     };
     let listed = match std::fs::read_dir(dir) {
@@ -515,8 +517,8 @@ fn entries(
                     }
                     continue;
                 };
-                if !target.starts_with(canonical_root) {
-                    if job_name {
+                if !target.starts_with(&root.real) {
+                    if job_name || target.is_dir() {
                         entries.push(skip("leads outside the jobs directory"));
                     }
                     continue;
@@ -537,11 +539,10 @@ fn entries(
         };
         if meta.is_dir() {
             if let Some(ancestor) = inside.iter().find(|a| a.starts_with(&real)) {
-                let back = relative_path(canonical_root, ancestor);
-                let back = if back.is_empty() {
-                    "the jobs directory itself".into()
-                } else {
-                    format!("`{back}`")
+                let back = match ancestor.strip_prefix(&root.real) {
+                    Ok(below) if below.as_os_str().is_empty() => "the jobs directory itself".into(),
+                    Ok(below) => format!("`{}`", root.shown.join(below).display()),
+                    Err(_) => format!("`{}`", ancestor.display()),
                 };
                 return Err(std::io::Error::other(format!(
                     "{}: a symlink back to {back}, which holds it; listing through it would \
@@ -564,12 +565,12 @@ fn at(path: &Path, e: std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
-fn walk(folder: &Folder, canonical_root: &Path, found: &mut Listing) -> std::io::Result<()> {
-    for entry in entries(&folder.path, canonical_root, &folder.inside)?.unwrap_or_default() {
+fn walk(folder: &Folder, root: &Root, found: &mut Listing) -> std::io::Result<()> {
+    for entry in entries(&folder.path, root, &folder.inside)?.unwrap_or_default() {
         match entry {
             Entry::File(path, meta) => found.files.push((path, meta)),
             Entry::Skipped(link) => found.skipped.push(link),
-            Entry::Folder(below) => walk(&below, canonical_root, found)?,
+            Entry::Folder(below) => walk(&below, root, found)?,
         }
     }
     Ok(())
@@ -577,10 +578,10 @@ fn walk(folder: &Folder, canonical_root: &Path, found: &mut Listing) -> std::io:
 
 /// The job files under each folder, in order. The folders are shared out over a few threads:
 /// a listing costs one `stat` per file, and at thousands of files those are most of its time.
-fn list_folders(folders: &[&Folder], canonical_root: &Path) -> std::io::Result<Vec<Listing>> {
+fn list_folders(folders: &[&Folder], root: &Root) -> std::io::Result<Vec<Listing>> {
     let list = |folder: &Folder| {
         let mut found = Listing::default();
-        walk(folder, canonical_root, &mut found).map(|()| found)
+        walk(folder, root, &mut found).map(|()| found)
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if threads < 2 || folders.len() < 2 {
@@ -696,7 +697,8 @@ mod tests {
         symlink("../anime", root.join("manga/to-anime")).unwrap();
         symlink("../manga", root.join("anime/to-manga")).unwrap();
         let error = discover(&root).unwrap_err().to_string();
-        assert!(error.contains("anime/to-manga/to-anime: a symlink back to `anime`"), "{error}");
+        let back = format!("a symlink back to `{}`", root.join("anime").display());
+        assert!(error.contains(&format!("anime/to-manga/to-anime: {back}")), "{error}");
 
         // A link that leads to no folder that holds it is followed once, like a ConfigMap's.
         std::fs::remove_file(root.join("anime/to-manga")).unwrap();

@@ -159,6 +159,21 @@ fn readable(message: String) -> String {
     out
 }
 
+/// Text from files or providers as a terminal may be given it: control characters other than
+/// line breaks and tabs, and invisible ones, are spelled out (`\u{1b}`), so a name or a title
+/// cannot clear the screen, colour what follows or turn the line around.
+pub fn spelled_out(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_invisible(c);
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if hidden(c) { out.extend(c.escape_default()) } else { out.push(c) }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Characters that take no room on a terminal but change what a value is: zero-width spaces
 /// and joiners, direction marks and overrides, the byte-order mark, the soft hyphen.
 pub fn is_invisible(c: char) -> bool {

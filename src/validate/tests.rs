@@ -399,7 +399,7 @@ fn a_cron_field_out_of_range_is_named_at_its_column() {
     assert_eq!(
         lines(&cron("@reboot")),
         ["jobs.d/job.yaml:5:10: error: `schedule.cron`: `@reboot` is not a nickname curator \
-         knows: use `@hourly`, `@daily`, `@weekly`, `@monthly` or `@yearly`"]
+         knows: use `@hourly`, `@daily`, `@weekly`, `@monthly` or `@yearly` (also `@annually`)"]
     );
 }
 

@@ -756,7 +756,12 @@ fn a_symlink_loop_in_the_jobs_directory_is_named_and_deletes_nothing() {
             out.contains(&format!("error: cannot read the jobs directory `jobs.d`: {link}")),
             "{out}"
         );
-        assert!(out.contains("with or without --allow-empty"), "{out}");
+        assert!(
+            out.contains("! keep manga/curated-status")
+                && out.contains("not deleted while the jobs directory cannot be listed"),
+            "{out}"
+        );
+        assert!(!out.contains("delete manga"), "no delete is even planned: {out}");
         assert_eq!(ids(&sandbox).len(), 3, "{flags:?} keeps every job");
     }
 
@@ -786,7 +791,7 @@ fn jobs_from_a_file_with_errors_say_so_until_it_is_fixed() {
     let other = sandbox.json(&["jobs", "show", "books/curated-volumes", "--output", "json"]);
     assert_eq!(other["fileErrors"], Value::Null);
 
-    let list = sandbox.run(&["jobs", "list"]).success().stdout();
+    let list = sandbox.run(&["jobs", "list"]).success().stderr();
     assert!(
         list.ends_with(
             "warning: jobs.d/manga/curated-status.yaml has errors since the last pass; its jobs \
@@ -804,10 +809,31 @@ fn jobs_from_a_file_with_errors_say_so_until_it_is_fixed() {
         .collect();
     assert_eq!(flagged, ["manga/curated-status"]);
 
+    assert_eq!(json["fileInvalid"], true);
+
     sandbox.write(STATUS, &good);
     sandbox.run(&["reconcile"]).success();
-    let list = sandbox.run(&["jobs", "list"]).success().stdout();
+    let list = sandbox.run(&["jobs", "list"]).success().stderr();
     assert!(!list.contains("warning"), "{list}");
+    let json = sandbox.json(&["jobs", "show", "manga/curated-status", "--output", "json"]);
+    assert_eq!((&json["fileInvalid"], &json["fileErrors"]), (&json!(false), &Value::Null));
     let shown = sandbox.run(&["jobs", "show", "manga/curated-status"]).success().stdout();
     assert!(!shown.contains("invalid:"), "{shown}");
+}
+
+#[test]
+fn a_job_name_cannot_drive_the_terminal() {
+    let sandbox = Sandbox::new().prepared();
+    let good = std::fs::read_to_string(sandbox.path(STATUS)).unwrap();
+    let name = good.lines().find(|l| l.starts_with("name:")).unwrap().to_string();
+    sandbox.write(STATUS, &good.replace(&name, "name: \"evil\\e[2J\\e[31mRED\\u202Egnp.exe\""));
+    sandbox.run(&["reconcile"]).success();
+    let shown = sandbox.run(&["jobs", "show", "manga/curated-status"]).success().stdout();
+    assert!(shown.contains("name:      evil\\u{1b}[2J\\u{1b}[31mRED\\u{202e}gnp.exe\n"), "{shown}");
+    assert!(!shown.contains('\u{1b}') && !shown.contains('\u{202e}'), "{shown:?}");
+    let json = sandbox.json(&["jobs", "show", "manga/curated-status", "--output", "json"]);
+    assert_eq!(
+        json["job"]["name"], "evil\u{1b}[2J\u{1b}[31mRED\u{202e}gnp.exe",
+        "JSON keeps the value"
+    );
 }

@@ -266,11 +266,13 @@ fn a_job_file_symlink_that_is_not_followed_is_named_in_a_note() {
     sandbox.write("shared/books.yaml", JOB);
     std::os::unix::fs::symlink("../shared/books.yaml", sandbox.path("jobs.d/books.yaml")).unwrap();
     std::os::unix::fs::symlink("gone.yaml", sandbox.path("jobs.d/manga/typo.yaml")).unwrap();
+    std::os::unix::fs::symlink("../shared", sandbox.path("jobs.d/shared")).unwrap();
     let run = sandbox.run(&["validate", "jobs.d"]).success();
     assert_eq!(
         run.stdout(),
         "note: jobs.d/books.yaml: skipped: the symlink leads outside the jobs directory\n\
          note: jobs.d/manga/typo.yaml: skipped: the symlink leads to nothing that exists\n\
+         note: jobs.d/shared: skipped: the symlink leads outside the jobs directory\n\
          note: no database: library checks were skipped\n\
          3 file(s), 3 valid job(s), 0 error(s), 0 warning(s)\n"
     );
