@@ -1229,13 +1229,23 @@ async fn insert_run(
     run_from_row(&row)
 }
 
-/// Marks running runs `interrupted` and queues a continuation of each scheduled one that has
-/// attempts left; the caller's transaction holds the write lock.
+/// Marks running runs `interrupted`, with totals counted from the entries they recorded, and
+/// queues a continuation of each scheduled one that has attempts left; the caller's
+/// transaction holds the write lock.
 async fn interrupt(tx: &mut Tx, ids: &[i64], reason: &str) -> Result<Vec<Reaped>, StoreError> {
     let mut reaped = Vec::new();
     for id in ids {
         let row = sqlx::query(
-            "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?
+            "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?,
+                 totals = json_patch(totals, (
+                     SELECT json_object(
+                         'updated', count(*) FILTER (WHERE outcome = 'updated'),
+                         'unchanged', count(*) FILTER (WHERE outcome = 'unchanged'),
+                         'skipped', count(*) FILTER (WHERE outcome = 'skipped'),
+                         'failed', count(*) FILTER (WHERE outcome = 'failed'),
+                         'fieldsWritten', coalesce(sum(json_array_length(changes))
+                             FILTER (WHERE outcome = 'updated'), 0))
+                     FROM run_entries WHERE run_id = runs.id))
              WHERE id = ? AND status = 'running'
              RETURNING job_id, trigger, slot, owner, attempt,
                        cancel_requested_at IS NOT NULL AS cancelled",

@@ -343,6 +343,13 @@ store_tests! {
         let interrupted = store.run(run.id).await.unwrap();
         assert_eq!(interrupted.status, "interrupted");
         assert_eq!(
+            interrupted.totals,
+            serde_json::json!({
+                "updated": 0, "unchanged": 1, "skipped": 0, "failed": 1, "fieldsWritten": 0
+            }),
+            "counted from the entries it recorded"
+        );
+        assert_eq!(
             interrupted.error.as_deref(),
             Some("the process running it stopped renewing its lease")
         );
