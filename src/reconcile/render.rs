@@ -19,8 +19,11 @@ pub struct Style {
 }
 
 impl Style {
+    /// `text`, in colour when asked; what it quotes from job files is spelled out first, so
+    /// only curator's own colours reach the terminal.
     fn paint(self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        let text = crate::validate::spelled_out(text);
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.into_owned() }
     }
 }
 

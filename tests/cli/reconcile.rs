@@ -827,7 +827,15 @@ fn a_job_name_cannot_drive_the_terminal() {
     let good = std::fs::read_to_string(sandbox.path(STATUS)).unwrap();
     let name = good.lines().find(|l| l.starts_with("name:")).unwrap().to_string();
     sandbox.write(STATUS, &good.replace(&name, "name: \"evil\\e[2J\\e[31mRED\\u202Egnp.exe\""));
-    sandbox.run(&["reconcile"]).success();
+    let plan = sandbox.run(&["reconcile"]).success().stdout();
+    assert!(
+        plan.contains(
+            "~ name: \"Manga status, counts and ratings\" -> \
+             \"evil\\u001b[2J\\u001b[31mRED\\u{202e}gnp.exe\""
+        ),
+        "{plan}"
+    );
+    assert!(!plan.contains('\u{1b}') && !plan.contains('\u{202e}'), "{plan:?}");
     let shown = sandbox.run(&["jobs", "show", "manga/curated-status"]).success().stdout();
     assert!(shown.contains("name:      evil\\u{1b}[2J\\u{1b}[31mRED\\u{202e}gnp.exe\n"), "{shown}");
     assert!(!shown.contains('\u{1b}') && !shown.contains('\u{202e}'), "{shown:?}");
