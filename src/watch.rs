@@ -20,9 +20,9 @@ use tokio::sync::mpsc;
 /// long to go live; much lower and an editor's write-rename pair becomes two passes.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// Whether a burst of events calls for a pass over `dir`, or, when given, after a change under
-/// `git`: the repository's reflog (a commit, a checkout, a pull), or where one would appear.
-fn relevant(result: &DebounceEventResult, dir: &Path, git: Option<&Path>) -> bool {
+/// Whether a burst of events calls for a pass over `dir`, or after a change under one of `git`:
+/// the repository's reflog (a commit, a checkout, a pull), or where a repository would appear.
+fn relevant(result: &DebounceEventResult, dir: &Path, git: &[PathBuf]) -> bool {
     match result {
         // Opening and reading files are events too, and the reconciler reads every file:
         // counting them would make each pass trigger the next.
@@ -31,7 +31,7 @@ fn relevant(result: &DebounceEventResult, dir: &Path, git: Option<&Path>) -> boo
                 || (!matches!(e.kind, notify::EventKind::Access(_))
                     && e.paths
                         .iter()
-                        .any(|p| p.starts_with(dir) || git.is_some_and(|g| p.starts_with(g))))
+                        .any(|p| p.starts_with(dir) || git.iter().any(|g| p.starts_with(g))))
         }),
         // An error (an overflowed queue, say) may have lost events: rescan.
         Err(_) => true,
@@ -46,11 +46,12 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Whether the watch misses commits that it could now see: `dir` was outside a repository,
-    /// or in one with no commit yet, and now has a reflog. The caller then watches anew.
+    /// Whether the watch follows another reflog than the one `dir` has now: a repository was
+    /// made, got its first commit, or was removed since the watch began. The caller then
+    /// watches anew.
     pub fn misses_commits(&self, dir: &Path) -> bool {
-        self.reflog.is_none()
-            && std::path::absolute(dir).ok().and_then(|d| reflog_dir(&d)).is_some()
+        let now = std::path::absolute(dir).ok().and_then(|d| reflog_dir(&d));
+        self.reflog != now
     }
 }
 
@@ -63,16 +64,13 @@ pub fn watch(dir: &Path, signal: mpsc::Sender<()>) -> notify::Result<Watch> {
     let parent = dir.parent().filter(|p| p.is_dir());
     let git_dir = git_dir(dir);
     let reflog = git_dir.as_ref().map(|g| g.join("logs")).filter(|logs| logs.is_dir());
-    // Without a reflog, what would bring one: the repository's first commit makes its `logs`
-    // folder, and `git init` beside the directory makes `.git` in the parent, watched below.
-    let git_events = match (&git_dir, parent) {
-        (Some(git_dir), _) => Some(git_dir.join("logs")),
-        (None, Some(parent)) => Some(parent.join(".git")),
-        (None, None) => None,
-    };
+    // Commits grow the reflog, and the first one makes it; `git init` beside the directory,
+    // or `rm -rf .git`, is a `.git` appearing or going in the parent, watched below.
+    let git_events: Vec<PathBuf> =
+        git_dir.iter().map(|g| g.join("logs")).chain(parent.map(|p| p.join(".git"))).collect();
     let dir_for_events: PathBuf = dir.clone();
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
-        if relevant(&result, &dir_for_events, git_events.as_deref()) {
+        if relevant(&result, &dir_for_events, &git_events) {
             // A full channel already holds a pending signal, which is all that is needed.
             let _ = signal.try_send(());
         }
@@ -127,7 +125,7 @@ mod tests {
     use notify_debouncer_full::DebouncedEvent;
 
     fn relevant_here(result: &DebounceEventResult, dir: &Path) -> bool {
-        relevant(result, dir, Some(Path::new("/srv/.git/logs")))
+        relevant(result, dir, &[PathBuf::from("/srv/.git/logs")])
     }
 
     fn burst(kind: EventKind, path: &str) -> DebounceEventResult {
@@ -150,9 +148,9 @@ mod tests {
         let commit =
             burst(EventKind::Modify(notify::event::ModifyKind::Any), "/srv/.git/logs/HEAD");
         assert!(relevant_here(&commit, dir), "a commit changes what jobs record");
-        assert!(!relevant(&commit, dir, None), "outside a work tree nothing is watched there");
+        assert!(!relevant(&commit, dir, &[]), "outside a work tree nothing is watched there");
         let init = burst(EventKind::Create(CreateKind::Folder), "/srv/.git");
-        assert!(relevant(&init, dir, Some(Path::new("/srv/.git"))), "a repository appears");
+        assert!(relevant(&init, dir, &[PathBuf::from("/srv/.git")]), "a repository appears");
         let first = burst(EventKind::Create(CreateKind::Folder), "/srv/.git/logs");
         assert!(relevant_here(&first, dir), "its first commit makes the reflog");
     }

@@ -149,7 +149,7 @@ fn a_repository_made_after_the_server_started_is_followed() {
         let shown: serde_json::Value = serde_json::from_str(&shown.stdout()).unwrap_or_default();
         shown["job"]["git"].clone()
     };
-    eventually(Duration::from_secs(5), "the example jobs", || {
+    eventually(Duration::from_secs(10), "the example jobs", || {
         job_ids(&sandbox).contains(&"manga/curated-status".into())
     });
     assert_eq!(git(&sandbox), serde_json::Value::Null, "outside a work tree");
@@ -159,7 +159,7 @@ fn a_repository_made_after_the_server_started_is_followed() {
     sandbox.git(&["add", "jobs.d"]);
     sandbox.git(&["commit", "-qm", "the example jobs"]);
     let first = sandbox.git(&["rev-parse", "HEAD"]);
-    eventually(Duration::from_secs(5), "the first commit on the job", || {
+    eventually(Duration::from_secs(10), "the first commit on the job", || {
         git(&sandbox) == serde_json::json!({"commit": first, "dirty": false})
     });
 
@@ -167,12 +167,25 @@ fn a_repository_made_after_the_server_started_is_followed() {
     let status = "jobs.d/manga/curated-status.yaml";
     let text = std::fs::read_to_string(sandbox.path(status)).unwrap();
     sandbox.write(status, &format!("{text}# reviewed\n"));
-    eventually(Duration::from_secs(5), "the edit, not committed yet", || {
+    eventually(Duration::from_secs(10), "the edit, not committed yet", || {
         git(&sandbox) == serde_json::json!({"commit": first, "dirty": true})
     });
     sandbox.git(&["commit", "-qam", "reviewed"]);
     let second = sandbox.git(&["rev-parse", "HEAD"]);
-    eventually(Duration::from_secs(5), "the second commit on the job", || {
+    eventually(Duration::from_secs(10), "the second commit on the job", || {
         git(&sandbox) == serde_json::json!({"commit": second, "dirty": false})
+    });
+
+    // A repository removed takes its commits with it, and one made again is followed again.
+    std::fs::remove_dir_all(sandbox.path(".git")).unwrap();
+    eventually(Duration::from_secs(10), "no commit outside a work tree", || {
+        git(&sandbox) == serde_json::Value::Null
+    });
+    sandbox.git(&["init", "-q"]);
+    sandbox.git(&["add", "jobs.d"]);
+    sandbox.git(&["commit", "-qm", "again"]);
+    let third = sandbox.git(&["rev-parse", "HEAD"]);
+    eventually(Duration::from_secs(10), "the new repository's commit", || {
+        git(&sandbox) == serde_json::json!({"commit": third, "dirty": false})
     });
 }
