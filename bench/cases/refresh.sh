@@ -50,7 +50,8 @@ for provider in curated echo; do
 done
 for file in catalog-*.yaml; do "$curator" catalog import "$file" >/dev/null; done
 "$curator" reconcile >/dev/null
-cp data/curator.db pristine.db
+# A consistent copy: the rows may still be in the write-ahead log beside the file.
+"$curator" db backup pristine.db >/dev/null
 
 # Entries per second of one run of JOB on a fresh copy of the database; extra environment
 # (the echo plugin's latency) from the rest of the arguments.
