@@ -42,7 +42,9 @@ impl Pos {
 /// Where each value of a document was written, by JSON pointer (`/schedule/cron`).
 ///
 /// The pointers share one buffer and are found by a linear scan: a job has a few dozen nodes,
-/// lookups happen only for problems, and building it costs no allocation per node.
+/// lookups happen only for problems, and building it costs no allocation per node. A document
+/// with many more nodes (a list of thousands of items) gets a hash index at its first lookup,
+/// so that a problem per item does not cost a scan of them all.
 #[derive(Debug, Clone, Default)]
 pub struct Spans {
     /// Every recorded pointer, end to end.
@@ -51,6 +53,17 @@ pub struct Spans {
     keys: Vec<Span>,
     /// The source text of scalars whose JSON form reads differently (`1e3`, `0x10`, `~`).
     written: Vec<(Span, String)>,
+    index: std::sync::OnceLock<Index>,
+}
+
+/// More spans than this and lookups go through an [`Index`].
+const SCANNED_SPANS: usize = 256;
+
+/// The first position recorded for each pointer, of values and of keys.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    values: HashMap<Box<str>, Pos>,
+    keys: HashMap<Box<str>, Pos>,
 }
 
 /// A pointer's place in [`Spans::text`] and where its node was written.
@@ -66,7 +79,7 @@ impl Spans {
     pub fn value(&self, pointer: &str) -> Pos {
         let mut pointer = pointer;
         loop {
-            if let Some(pos) = self.find(&self.values, pointer) {
+            if let Some(pos) = self.find(false, pointer) {
                 return pos;
             }
             match pointer.rfind('/') {
@@ -78,12 +91,12 @@ impl Spans {
 
     /// The position of the key that holds the member at `pointer`; the value's if it has none.
     pub fn key(&self, pointer: &str) -> Pos {
-        self.find(&self.keys, pointer).unwrap_or_else(|| self.value(pointer))
+        self.find(true, pointer).unwrap_or_else(|| self.value(pointer))
     }
 
     /// Whether a key or value was written at `pointer` (an alias's members were not).
     pub fn has(&self, pointer: &str) -> bool {
-        self.find(&self.values, pointer).is_some()
+        self.find(false, pointer).is_some()
     }
 
     /// The value at `pointer` as the file wrote it, when its JSON form reads differently.
@@ -94,8 +107,25 @@ impl Spans {
             .map(|(_, text)| text.as_str())
     }
 
-    fn find(&self, list: &[Span], pointer: &str) -> Option<Pos> {
-        list.iter().find(|span| &self.text[span.start..span.end] == pointer).map(|span| span.pos)
+    /// Where the value (or, with `keys`, the key) at `pointer` was first written.
+    fn find(&self, keys: bool, pointer: &str) -> Option<Pos> {
+        let list = if keys { &self.keys } else { &self.values };
+        if self.values.len() + self.keys.len() <= SCANNED_SPANS {
+            let mut spans = list.iter();
+            return spans.find(|span| &self.text[span.start..span.end] == pointer).map(|s| s.pos);
+        }
+        let index = self.index.get_or_init(|| {
+            let map = |list: &[Span]| {
+                let mut map = HashMap::with_capacity(list.len());
+                for span in list {
+                    map.entry(self.text[span.start..span.end].into()).or_insert(span.pos);
+                }
+                map
+            };
+            Index { values: map(&self.values), keys: map(&self.keys) }
+        });
+        let map = if keys { &index.keys } else { &index.values };
+        map.get(pointer).copied()
     }
 
     fn span(&mut self, pointer: &str, pos: Pos) -> Span {
@@ -491,7 +521,7 @@ impl Loader {
         self.pointer.push_str(&escape_pointer(&name));
         let duplicate = entries.contains_key(&name);
         if duplicate {
-            let first = self.spans.find(&self.spans.keys, &self.pointer).unwrap_or(Pos::START);
+            let first = self.spans.find(true, &self.pointer).unwrap_or(Pos::START);
             let message = format!(
                 "duplicate key `{name}`: it is first set at line {}, column {}; a key may \
                  appear once in a mapping",

@@ -163,9 +163,10 @@ fn check_selection(value: &Value, scope: Scope, empty_selection: bool, found: &m
 fn check_repeats(value: &Value, doc: &Document, found: &mut Vec<Finding>) {
     for key in ["fieldGroups", "extraFields", "bookFieldGroups", "bookExtraFields"] {
         let Some(items) = value.get(key).and_then(Value::as_array) else { continue };
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let Some(word) = item.as_str() else { continue };
-            if items[..i].iter().any(|earlier| earlier.as_str() == Some(word)) {
+            if !seen.insert(word) && found.len() < super::MAX_FINDINGS {
                 let pointer = format!("/{key}/{i}");
                 let path = yaml::pointer_to_path(&pointer);
                 let message = format!("`{path}`: `{word}` is listed twice");

@@ -89,6 +89,8 @@ pub struct FileReport {
     pub diagnostics: Vec<Diagnostic>,
     /// Which of `declared_ids` come from the file's path rather than an `id` key.
     ids_from_path: Vec<bool>,
+    /// Errors and warnings found past [`MAX_DIAGNOSTICS`], counted but not listed.
+    omitted: (usize, usize),
 }
 
 impl FileReport {
@@ -101,6 +103,7 @@ impl FileReport {
             declared_at: Vec::new(),
             diagnostics: Vec::new(),
             ids_from_path: Vec::new(),
+            omitted: (0, 0),
         }
     }
 
@@ -114,6 +117,26 @@ impl FileReport {
             (a.line, a.column, a.severity, a.code, &a.message)
                 .cmp(&(b.line, b.column, b.severity, b.code, &b.message))
         });
+    }
+
+    /// Keeps the first [`MAX_DIAGNOSTICS`] and says how many more there were, as compilers
+    /// do: a file with a mistake on every line of a long list needs its first ones fixed, not a
+    /// screen per item.
+    fn cap_diagnostics(&mut self) {
+        if self.diagnostics.len() <= MAX_DIAGNOSTICS {
+            return;
+        }
+        let rest = self.diagnostics.split_off(MAX_DIAGNOSTICS);
+        let errors = rest.iter().filter(|d| d.severity == Severity::Error).count();
+        self.omitted = (errors, rest.len() - errors);
+        let first = &rest[0];
+        let pos = Pos { line: first.line, column: first.column };
+        let message = format!(
+            "and {} more problem(s) found in this file ({errors} error(s)): fix these first",
+            rest.len()
+        );
+        let severity = if errors > 0 { Severity::Error } else { Severity::Warning };
+        self.push(pos, "", "more", message, severity);
     }
 
     fn push(
@@ -135,6 +158,12 @@ impl FileReport {
         });
     }
 }
+
+/// The most diagnostics reported for one file.
+pub const MAX_DIAGNOSTICS: usize = 50;
+
+/// How many problems of one kind a check looks for in one document before it stops.
+pub const MAX_FINDINGS: usize = 1000;
 
 /// The longest message kept whole; a value quoted in a message can make it any length.
 const MAX_MESSAGE_CHARS: usize = 500;
@@ -197,12 +226,19 @@ impl Report {
         self.files.iter().flat_map(|f| f.diagnostics.iter())
     }
 
+    /// Every error found, those past a file's [`MAX_DIAGNOSTICS`] included.
     pub fn error_count(&self) -> usize {
-        self.diagnostics().filter(|d| d.severity == Severity::Error).count()
+        self.count(Severity::Error) + self.files.iter().map(|f| f.omitted.0).sum::<usize>()
     }
 
+    /// Every warning found, those past a file's [`MAX_DIAGNOSTICS`] included.
     pub fn warning_count(&self) -> usize {
-        self.diagnostics().filter(|d| d.severity == Severity::Warning).count()
+        self.count(Severity::Warning) + self.files.iter().map(|f| f.omitted.1).sum::<usize>()
+    }
+
+    /// The diagnostics listed with `severity`, leaving out the line that counts the rest.
+    fn count(&self, severity: Severity) -> usize {
+        self.diagnostics().filter(|d| d.severity == severity && d.code != "more").count()
     }
 
     pub fn job_count(&self) -> usize {
@@ -268,6 +304,7 @@ pub fn check_paths(paths: &[PathBuf], root: &Path, ctx: &Context) -> std::io::Re
             file.jobs.clear();
         }
         file.sort_diagnostics();
+        file.cap_diagnostics();
     }
     if ctx.config.is_none() {
         report.skipped = vec!["provider", "library"];

@@ -32,7 +32,9 @@ pub(super) fn check(value: &Value, doc: &Document, found: &mut Vec<Finding>) {
     }
     let mut by_value: HashMap<String, (u8, Finding)> = HashMap::new();
     let mut order = Vec::new();
-    for error in validator.iter_errors(value) {
+    // A file with a mistake in every item of a long list has as many violations: past a
+    // thousand, more say nothing new and cost time while a pass holds the database.
+    for error in validator.iter_errors(value).take(super::MAX_FINDINGS) {
         for (rank, finding) in describe(&error, doc) {
             if rank == 0 {
                 found.push(finding);

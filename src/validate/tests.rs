@@ -738,6 +738,30 @@ fn a_file_over_the_limit_is_refused_by_its_size_without_being_read() {
 }
 
 #[test]
+fn a_mistake_in_every_item_of_a_long_list_is_listed_fifty_times_then_counted() {
+    let items = vec!["x"; 5_000].join(", ");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.yaml"), with("[ratings]", &format!("[{items}]"))).unwrap();
+    let ctx = Context { config: None, libraries: None, manifests: None };
+    let report = check_dir(dir.path(), &ctx).unwrap();
+    let diagnostics = &report.files[0].diagnostics;
+    assert_eq!(diagnostics.len(), MAX_DIAGNOSTICS + 1);
+    assert!(diagnostics[0].message.contains("`fieldGroups[0]`: `x` is not a series field group"));
+    assert!(diagnostics[49].message.contains("`fieldGroups[49]`"), "{}", diagnostics[49].message);
+    assert_eq!(
+        diagnostics[50].message,
+        "and 950 more problem(s) found in this file (950 error(s)): fix these first"
+    );
+    assert_eq!((diagnostics[50].line, diagnostics[50].column), (9, 15 + 50 * 3));
+    // A check stops looking after a thousand; the count says what was found.
+    assert_eq!(report.error_count(), MAX_FINDINGS);
+    assert_eq!(
+        render_text(&report, false).lines().last(),
+        Some("1 file(s), 0 valid job(s), 1000 error(s), 0 warning(s)")
+    );
+}
+
+#[test]
 fn a_long_line_is_shown_around_its_column_and_a_long_value_is_cut() {
     let dir = tempfile::tempdir().unwrap();
     let long = "x".repeat(5_000);
