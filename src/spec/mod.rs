@@ -384,6 +384,15 @@ impl SourceDoc {
     }
 }
 
+/// Whether `id` is a job ID: a letter or digit, then letters, digits, `.`, `_`, `/` and `-`,
+/// 128 characters at most; the schema's `id` pattern, for IDs taken from a file's path.
+pub fn is_job_id(id: &str) -> bool {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-');
+    id.len() <= 128
+        && id.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && id.bytes().all(allowed)
+}
+
 /// The ID a job gets from its file's path: `manga/ratings.yaml` -> `manga/ratings`.
 pub fn default_id(relative: &str) -> String {
     let stem = relative.rsplit_once('.').map_or(relative, |(stem, _)| stem);
@@ -664,6 +673,18 @@ mod tests {
             assert!(words > 0 && words == described, "`{name}` describes each of its words");
         }
         assert!(!schema.to_string().contains("uint"), "no Rust integer formats");
+    }
+
+    #[test]
+    fn an_id_from_a_path_follows_the_id_pattern() {
+        for id in ["manga/ratings", "books.v2", "9lives/a_b-c"] {
+            assert!(is_job_id(id), "{id}");
+        }
+        for id in ["with space", "nl\nx", "esc\u{1b}[31m", "_hidden", "", "é", &"a".repeat(129)] {
+            assert!(!is_job_id(id), "{id:?}");
+        }
+        let schema = schema_json();
+        assert!(schema.contains(r#""pattern": "^[A-Za-z0-9][A-Za-z0-9._/-]*$""#), "the same rule");
     }
 
     #[test]

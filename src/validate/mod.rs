@@ -422,6 +422,15 @@ pub fn check_source(file: &Path, relative: &str, bytes: &[u8], ctx: &Context) ->
                 source.doc.start
             });
             report.ids_from_path.push(!written);
+            if !written && !spec::is_job_id(report.declared_ids.last().expect("just pushed")) {
+                let id = report.declared_ids.last().expect("just pushed");
+                let message = format!(
+                    "the job ID `{id}`, taken from the file's path, is not a job ID: name the \
+                     file and its folders with letters, digits, `.`, `_` and `-` (starting with \
+                     a letter or digit), or set `id`"
+                );
+                report.push(source.doc.start, "id", "id", message, Severity::Error);
+            }
         }
         for finding in found {
             let pos = finding.position(&source.doc, text);

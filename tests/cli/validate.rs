@@ -277,3 +277,21 @@ fn a_job_file_symlink_that_is_not_followed_is_named_in_a_note() {
          3 file(s), 3 valid job(s), 0 error(s), 0 warning(s)\n"
     );
 }
+
+#[test]
+fn an_id_taken_from_a_file_name_follows_the_id_rules() {
+    let sandbox = Sandbox::new();
+    sandbox.write("jobs.d/with space.yaml", JOB);
+    let run = sandbox.run(&["validate", "--no-config", "jobs.d"]).expect_code(1);
+    assert!(
+        run.stdout().contains(
+            "jobs.d/with space.yaml:1:1: error: the job ID `with space`, taken from the file's \
+             path, is not a job ID"
+        ),
+        "{}",
+        run.stdout()
+    );
+    sandbox.run(&["catalog", "import", "examples/catalog.yaml"]).success();
+    let plan = sandbox.run(&["reconcile"]).expect_code(1).stdout();
+    assert!(!plan.contains("+ create with space"), "{plan}");
+}
