@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Offset as _, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -89,7 +89,17 @@ impl Timing {
     /// The first cron slot strictly after `after`, in UTC, without jitter.
     pub fn next_slot(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let local = after.with_timezone(&self.zone);
-        self.cron.find_next_occurrence(&local, false).ok().map(|t| t.with_timezone(&Utc))
+        if let Ok(next) = self.cron.find_next_occurrence(&local, false) {
+            return Some(next.with_timezone(&Utc));
+        }
+        // The search gives up when the next match is a local time the zone skipped whole (Samoa
+        // went from 29 to 31 December 2011). On the clock the zone kept before the jump, every
+        // local time exists: there the match is found, and the instant it names lies past the
+        // jump, where the search starts again.
+        let before = after.with_timezone(&local.offset().fix());
+        let skipped = self.cron.find_next_occurrence(&before, false).ok()?;
+        let from = skipped.with_timezone(&self.zone);
+        self.cron.find_next_occurrence(&from, true).ok().map(|t| t.with_timezone(&Utc))
     }
 
     /// The next `count` slots after `after`.
@@ -260,6 +270,25 @@ mod tests {
             .iter()
             .map(|t| t.format("%Y-%m-%dT%H:%MZ").to_string())
             .collect()
+    }
+
+    #[test]
+    fn a_day_the_zone_skipped_is_stepped_over_and_the_schedule_goes_on() {
+        // Samoa went from the end of 29 December 2011 (UTC-10) to 31 December (UTC+14).
+        assert_eq!(
+            slots("0 0 * * *", "Pacific/Apia", "2011-12-28T00:00:00Z", 4),
+            ["2011-12-28T10:00Z", "2011-12-29T10:00Z", "2011-12-30T10:00Z", "2011-12-31T10:00Z"]
+        );
+        // A yearly job on the skipped date comes back the next year.
+        assert_eq!(
+            slots("0 0 30 12 *", "Pacific/Apia", "2011-12-01T00:00:00Z", 2),
+            ["2012-12-29T10:00Z", "2013-12-29T10:00Z"]
+        );
+        // Kwajalein skipped 21 August 1993: noon on the 20th (UTC-12), then the 22nd (UTC+12).
+        assert_eq!(
+            slots("0 12 * * *", "Pacific/Kwajalein", "1993-08-19T00:00:00Z", 3),
+            ["1993-08-20T00:00Z", "1993-08-21T00:00Z", "1993-08-22T00:00Z"]
+        );
     }
 
     #[test]
