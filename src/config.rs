@@ -642,7 +642,7 @@ fn mismatch_message(doc: &yaml::Document, pointer: &str, inner: &str) -> (yaml::
     (pos, format!("{at}{inner}"))
 }
 
-fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
+pub(crate) fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut pointer = String::new();
     for segment in path.iter() {

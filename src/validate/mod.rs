@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -536,11 +536,29 @@ fn check_document(source: &SourceDoc, ctx: &Context, found: &mut Vec<Finding>) -
         return None;
     }
 
-    let spec = match LibraryJob::deserialize(value) {
+    let spec = match serde_path_to_error::deserialize::<_, LibraryJob>(value) {
         Ok(spec) => spec,
         Err(e) => {
-            // The schema is generated from these types, so this means the two disagree.
-            found.push(Finding::error("", "schema", format!("the job does not fit its type: {e}")));
+            // The schema is generated from these types; what it lets through is a number JSON
+            // Schema counts as whole (`1.0`, `1e23`) that the field cannot hold.
+            let pointer = crate::config::path_to_pointer(e.path());
+            let path = yaml::pointer_to_path(&pointer);
+            let inner = e.inner().to_string();
+            let written = match source.doc.value.pointer(&pointer) {
+                Some(Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            let written = source.doc.spans.written(&pointer).map_or(written, str::to_string);
+            let message = if inner.starts_with("invalid type: floating point") {
+                format!(
+                    "`{path}`: `{written}` is not a whole number this field can hold: write \
+                     digits only, with no `.` or exponent, within its range"
+                )
+            } else {
+                format!("`{path}`: {inner}")
+            };
+            found.push(Finding::error(&pointer, "type", message));
             return None;
         }
     };

@@ -144,6 +144,20 @@ fn an_alias_bomb_is_refused_quickly_at_the_alias() {
 }
 
 #[test]
+fn a_whole_number_written_as_a_float_is_refused_at_its_key() {
+    assert_eq!(
+        only(&format!("{GOOD}maxConcurrency: 1.0\n")),
+        "jobs.d/job.yaml:10:17: error: `maxConcurrency`: `1.0` is not a whole number this field \
+         can hold: write digits only, with no `.` or exponent, within its range"
+    );
+    let huge = only(&format!("{GOOD}skipRecentlySyncedWithinS: 100000000000000000000000\n"));
+    assert!(
+        huge.starts_with("jobs.d/job.yaml:10:28: error: `skipRecentlySyncedWithinS`: "),
+        "{huge}"
+    );
+}
+
+#[test]
 fn a_file_over_1_mib_is_refused() {
     let mut text = GOOD.to_string();
     text.push_str(&"# padding\n".repeat(yaml::MAX_FILE_BYTES / 10));
