@@ -608,7 +608,7 @@ async fn jobs_show(config: &Config, id: &str, output: Output) -> anyhow::Result<
     }
     let mut out = String::new();
     let _ = writeln!(out, "job:       {}", job.id);
-    let _ = writeln!(out, "name:      {}", job.name);
+    let _ = writeln!(out, "name:      {}", validate::one_line(&job.name));
     let _ = writeln!(
         out,
         "source:    {}:{}",

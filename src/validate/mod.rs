@@ -172,7 +172,8 @@ const MAX_MESSAGE_CHARS: usize = 500;
 /// value brought in are spelled out (`\u{1b}`, `\u{200b}`), and a message that a long value
 /// made long is cut, saying by how much.
 fn readable(message: String) -> String {
-    let hidden = |c: char| (c.is_control() && c != '\n') || is_invisible(c);
+    // A message is one line: a line break in a quoted value would start a forged one.
+    let hidden = |c: char| c.is_control() || is_invisible(c) || is_line_break(c);
     let long = message.chars().nth(MAX_MESSAGE_CHARS).is_some();
     if !long && !message.chars().any(hidden) {
         return message;
@@ -201,6 +202,25 @@ pub fn spelled_out(text: &str) -> std::borrow::Cow<'_, str> {
         if hidden(c) { out.extend(c.escape_default()) } else { out.push(c) }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Text that must stay on one line, as a name in a listing: [`spelled_out`], line breaks and
+/// tabs included.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| c.is_control() || is_invisible(c) || is_line_break(c);
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| if hidden(c) { c.escape_default().to_string() } else { c.to_string() })
+            .collect(),
+    )
+}
+
+/// The line and paragraph separators, which some terminals and editors break lines at.
+fn is_line_break(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}')
 }
 
 /// Characters that take no room on a terminal but change what a value is: zero-width spaces

@@ -844,4 +844,10 @@ fn a_job_name_cannot_drive_the_terminal() {
         json["job"]["name"], "evil\u{1b}[2J\u{1b}[31mRED\u{202e}gnp.exe",
         "JSON keeps the value"
     );
+
+    // A name is one line: it cannot forge the lines after it.
+    sandbox.write(STATUS, &good.replace(&name, "name: \"a\\nenabled:   false\\tb\""));
+    sandbox.run(&["reconcile"]).success();
+    let shown = sandbox.run(&["jobs", "show", "manga/curated-status"]).success().stdout();
+    assert!(shown.contains("name:      a\\nenabled:   false\\tb\n"), "{shown}");
 }
