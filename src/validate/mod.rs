@@ -193,8 +193,18 @@ fn readable(message: String) -> String {
 /// line breaks and tabs, and invisible ones, are spelled out (`\u{1b}`), so a name or a title
 /// cannot clear the screen, colour what follows or turn the line around.
 pub fn spelled_out(text: &str) -> std::borrow::Cow<'_, str> {
-    let hidden = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_invisible(c);
-    if !text.chars().any(hidden) {
+    escaped(text, |c| (c.is_control() && c != '\n' && c != '\t') || is_invisible(c))
+}
+
+/// Text that must stay on one line, as a name in a listing: [`spelled_out`], line breaks and
+/// tabs included.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    escaped(text, |c| c.is_control() || is_invisible(c) || is_line_break(c))
+}
+
+/// `text` with each character that `hidden` picks written as its Rust escape.
+fn escaped(text: &str, hidden: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(&hidden) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
@@ -202,20 +212,6 @@ pub fn spelled_out(text: &str) -> std::borrow::Cow<'_, str> {
         if hidden(c) { out.extend(c.escape_default()) } else { out.push(c) }
     }
     std::borrow::Cow::Owned(out)
-}
-
-/// Text that must stay on one line, as a name in a listing: [`spelled_out`], line breaks and
-/// tabs included.
-pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    let hidden = |c: char| c.is_control() || is_invisible(c) || is_line_break(c);
-    if !text.chars().any(hidden) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    std::borrow::Cow::Owned(
-        text.chars()
-            .map(|c| if hidden(c) { c.escape_default().to_string() } else { c.to_string() })
-            .collect(),
-    )
 }
 
 /// The line and paragraph separators, which some terminals and editors break lines at.
