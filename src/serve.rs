@@ -498,7 +498,7 @@ async fn reconcile_loop(
         }
         pass(&server, &mut invalid).await;
         // A deleted and recreated directory is a new inode that the old watch does not see,
-        // and a repository made since has a reflog that it does not watch.
+        // and a repository made or removed since has a reflog other than the one it watches.
         let identity = dir_identity(&server.config.jobs_dir);
         let stale = match &watching {
             Some((watch, id)) => *id != identity || watch.misses_commits(&server.config.jobs_dir),

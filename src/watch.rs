@@ -5,9 +5,9 @@
 //! The directory is watched, not its files: editors save by writing a temporary file and
 //! renaming it over the old one, and a watch on the old inode would go quiet. When `jobs.d/` is
 //! in a Git work tree, the repository's reflog folder is watched too: a commit changes no job
-//! file, but it changes the commit each job records. A repository made after the watch began
-//! (`git init` beside `jobs.d/`, then a first commit) is noticed as it appears, and the caller
-//! then watches anew with its reflog.
+//! file, but it changes the commit each job records. A repository made or removed after the
+//! watch began (`git init` beside `jobs.d/`, then a first commit; `rm -rf .git`) is noticed,
+//! and the caller then watches anew.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
