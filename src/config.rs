@@ -635,6 +635,14 @@ fn mismatch_message(doc: &yaml::Document, pointer: &str, inner: &str) -> (yaml::
                        `curator init` for a commented example), not a list or a single value";
         return (pos, message.to_string());
     }
+    if pointer == "/listen" && inner.starts_with("invalid type: integer") {
+        let port = written();
+        let message = format!(
+            "{at}`{port}` is a port alone: write an address with it, such as `127.0.0.1:{port}` \
+             (this machine only) or `0.0.0.0:{port}` (every interface)"
+        );
+        return (pos, message);
+    }
     if inner.starts_with("invalid type") {
         let expected = inner.rsplit_once(", expected ").map_or("", |(_, e)| e);
         return (pos, format!("{at}`{}` is not {expected}", written()));
@@ -811,6 +819,7 @@ mod tests {
             ("workers: 4000000000\n", "curator.yaml:1:10", "`workers` must be from 1 to 256"),
             ("workers: -1\n", "curator.yaml:1:10", "`-1` is not a whole number from 1 to 256"),
             ("- a\n- b\n", "curator.yaml:1:1", "the config is a mapping of settings"),
+            ("listen: 8081\n", "curator.yaml:1:9", "such as `127.0.0.1:8081` (this machine only)"),
             ("listn: x\n", "curator.yaml:1:1", "unknown key `listn`; did you mean `listen`?"),
             ("timezone: Mars/Base\n", "curator.yaml:1:11", "`Mars/Base` is not an IANA time zone"),
             ("providers:\n  - name: a\n    kind: directory\n", "curator.yaml:2:5", "has no `path`"),

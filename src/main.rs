@@ -26,6 +26,15 @@ async fn main() -> ExitCode {
     } else {
         "warn,notify=error"
     };
+    // A filter that does not parse is passed over for the next; saying so beats a silent
+    // default when someone is trying to get more detail out of a problem.
+    for var in ["CURATOR_LOG", "RUST_LOG"] {
+        if let Some(value) = std::env::var(var).ok().filter(|v| !v.is_empty())
+            && let Err(e) = EnvFilter::try_new(&value)
+        {
+            eprintln!("warning: {var}=`{value}` is not a log filter ({e}); it is ignored");
+        }
+    }
     let filter = EnvFilter::try_from_env("CURATOR_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .or_else(|_| EnvFilter::try_new(file_level.as_deref().unwrap_or(default_level)))

@@ -452,6 +452,20 @@ fn man_pages_come_from_the_command_definitions() {
 // ----- logs -----
 
 #[test]
+fn a_log_filter_that_does_not_parse_is_named_not_ignored_silently() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.command(&["jobs", "list"]).env("CURATOR_LOG", "curator=lound").output();
+    let output = output.unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("warning: CURATOR_LOG=`curator=lound` is not a log filter ("),
+        "{stderr}"
+    );
+    assert!(stderr.contains("); it is ignored"), "{stderr}");
+}
+
+#[test]
 fn json_logs_name_the_job_and_file_of_every_line_about_a_run_or_firing() {
     let sandbox = Sandbox::new().prepared();
     // Fires every second, so a scheduled firing is seen at once.
