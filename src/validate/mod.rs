@@ -173,20 +173,14 @@ const MAX_MESSAGE_CHARS: usize = 500;
 /// made long is cut, saying by how much.
 fn readable(message: String) -> String {
     // A message is one line: a line break in a quoted value would start a forged one.
-    let hidden = |c: char| c.is_control() || is_invisible(c) || is_line_break(c);
-    let long = message.chars().nth(MAX_MESSAGE_CHARS).is_some();
-    if !long && !message.chars().any(hidden) {
+    let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) else {
+        if let std::borrow::Cow::Owned(escaped) = one_line(&message) {
+            return escaped;
+        }
         return message;
-    }
-    let mut out = String::with_capacity(message.len().min(4 * MAX_MESSAGE_CHARS));
-    for c in message.chars().take(MAX_MESSAGE_CHARS) {
-        if hidden(c) { out.extend(c.escape_default()) } else { out.push(c) }
-    }
-    if long {
-        let rest = message.chars().count() - MAX_MESSAGE_CHARS;
-        out.push_str(&format!("… ({rest} more characters)"));
-    }
-    out
+    };
+    let rest = message[cut..].chars().count();
+    format!("{}… ({rest} more characters)", one_line(&message[..cut]))
 }
 
 /// Text from files or providers as a terminal may be given it: control characters other than
