@@ -506,6 +506,11 @@ async fn reconcile_loop(
         };
         if stale {
             watching = start_watch(&server.config, signal_tx.clone());
+            // What changed between the pass and the new watch raised no event: one more pass
+            // looks.
+            if watching.is_some() {
+                let _ = signal_tx.try_send(());
+            }
         }
     }
 }
